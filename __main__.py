@@ -1,0 +1,23 @@
+"""Elasticsearch + Kibana, one stack per environment: read the stack config, plan, deploy, export."""
+
+import pulumi
+
+from components.credentials import StackCredentials
+from escluster.config import Target
+from escluster.load import ConfigError, load_stack_config
+from escluster.plan import build_plan
+from targets import docker as docker_target
+
+config = load_stack_config()
+plan = build_plan(config)
+
+if config.target is not Target.docker:
+    raise ConfigError(f"target: {config.target} is not built yet; this version deploys the docker target")
+
+credentials = StackCredentials(f"{plan.cluster_name}-credentials", config.security)
+outputs = docker_target.deploy(plan, credentials)
+
+pulumi.export("elasticsearch_url", outputs.elasticsearch_url)
+pulumi.export("kibana_url", outputs.kibana_url)
+pulumi.export("ca_certificate", outputs.ca_certificate)
+pulumi.export("elastic_password", pulumi.Output.secret(outputs.elastic_password))

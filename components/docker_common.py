@@ -1,0 +1,45 @@
+"""Small pieces the Docker components share."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+
+from escluster.units import MIB
+
+ES_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch"
+KIBANA_IMAGE = "docker.elastic.co/kibana/kibana"
+# Public files readable by all; secrets only by the owner (root) and group root, which the
+# Elastic images' users (uid 1000, gid 0) belong to.
+PUBLIC_FILE_MODE = "0444"
+SECRET_FILE_MODE = "0440"
+
+
+def remote_image(name: str, repository: str, version: str, parent: pulumi.Resource) -> docker.RemoteImage:
+    # keep_locally: nodes on one engine share the image; deleting one resource must not pull it from the others.
+    return docker.RemoteImage(
+        name, name=f"{repository}:{version}", keep_locally=True, opts=pulumi.ResourceOptions(parent=parent)
+    )
+
+
+def public_file(path: str, content: pulumi.Input[str]) -> docker.ContainerUploadArgs:
+    return docker.ContainerUploadArgs(file=path, content=content, permissions=PUBLIC_FILE_MODE)
+
+
+def secret_file(path: str, content: pulumi.Input[str]) -> docker.ContainerUploadArgs:
+    return docker.ContainerUploadArgs(
+        file=path, content=pulumi.Output.secret(content), permissions=SECRET_FILE_MODE
+    )
+
+
+def megabytes(size_bytes: int) -> int:
+    """pulumi-docker takes container memory in MB."""
+    return size_bytes // MIB
+
+
+def published_port(internal: int, external: int, bind_address: str) -> docker.ContainerPortArgs:
+    return docker.ContainerPortArgs(internal=internal, external=external, ip=bind_address)
+
+
+def attach_to(network_name: pulumi.Input[str], alias: str) -> docker.ContainerNetworksAdvancedArgs:
+    return docker.ContainerNetworksAdvancedArgs(name=network_name, aliases=[alias])

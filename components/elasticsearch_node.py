@@ -1,0 +1,96 @@
+"""ElasticsearchNode (Docker): one node as a container with its own persistent data volume."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+
+from components import component_type
+from components.certificates import IssuedCertificate
+from components.docker_common import (
+    ES_IMAGE,
+    attach_to,
+    megabytes,
+    public_file,
+    published_port,
+    remote_image,
+    secret_file,
+)
+from escluster.plan import ELASTIC_PASSWORD_FILE, ES_CONFIG_DIR, ES_DATA_DIR, HTTP_PORT, NodePlan, render_yaml
+
+NOFILE_LIMIT = 65535
+UNLIMITED = -1
+# The node answers on HTTPS and asks for credentials: it is up, without us holding a password here.
+HEALTHCHECK = (
+    "curl --silent --cacert {ca} https://localhost:9200 | grep -q 'missing authentication credentials'"
+)
+STARTUP_TIMEOUT_SECONDS = 600
+STOP_GRACE_SECONDS = 120
+
+
+class ElasticsearchNode(pulumi.ComponentResource):
+    container: docker.Container
+    data_volume: docker.Volume
+
+    def __init__(
+        self,
+        node: NodePlan,
+        version: str,
+        network_name: pulumi.Input[str],
+        certificate: IssuedCertificate,
+        ca_cert_pem: pulumi.Input[str],
+        elastic_password: pulumi.Input[str],
+        memory_lock: bool,
+        bind_address: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(component_type("ElasticsearchNode"), node.name, None, opts)
+        image = remote_image(f"{node.name}-image", ES_IMAGE, version, parent=self)
+        # The data outlives the container: `pulumi destroy` and replacements leave the volume in place,
+        # and its fixed name lets a later `pulumi up` mount the same data again.
+        self.data_volume = docker.Volume(
+            f"{node.name}-data",
+            name=f"{node.name}-data",
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+        )
+        ulimits = [docker.ContainerUlimitArgs(name="nofile", soft=NOFILE_LIMIT, hard=NOFILE_LIMIT)]
+        if memory_lock:
+            ulimits.append(docker.ContainerUlimitArgs(name="memlock", soft=UNLIMITED, hard=UNLIMITED))
+        ports = []
+        if node.http_host_port is not None:
+            ports.append(published_port(HTTP_PORT, node.http_host_port, bind_address))
+        memory = megabytes(node.memory_bytes)
+        self.container = docker.Container(
+            node.name,
+            name=node.name,
+            hostname=node.name,
+            image=image.image_id,
+            envs=[f"ES_JAVA_OPTS={node.jvm_options}", f"ELASTIC_PASSWORD_FILE={ELASTIC_PASSWORD_FILE}"],
+            uploads=[
+                public_file(f"{ES_CONFIG_DIR}/elasticsearch.yml", render_yaml(node.settings)),
+                public_file(node.tls.ca, ca_cert_pem),
+                public_file(node.tls.certificate, certificate.cert_pem),
+                secret_file(node.tls.key, certificate.key_pem),
+                secret_file(ELASTIC_PASSWORD_FILE, elastic_password),
+            ],
+            memory=memory,
+            # Equal to the memory limit: no swap, as Elasticsearch asks.
+            memory_swap=memory,
+            ulimits=ulimits,
+            volumes=[docker.ContainerVolumeArgs(volume_name=self.data_volume.name, container_path=ES_DATA_DIR)],
+            networks_advanced=[attach_to(network_name, node.name)],
+            ports=ports,
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD-SHELL", HEALTHCHECK.format(ca=node.tls.ca)],
+                interval="10s",
+                timeout="10s",
+                start_period="30s",
+                retries=STARTUP_TIMEOUT_SECONDS // 10,
+            ),
+            restart="unless-stopped",
+            wait=True,
+            wait_timeout=STARTUP_TIMEOUT_SECONDS,
+            destroy_grace_seconds=STOP_GRACE_SECONDS,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"container_name": self.container.name, "data_volume": self.data_volume.name})

@@ -1,0 +1,82 @@
+"""KibanaPair (Docker): Kibana instances paired with the cluster over HTTPS as kibana_system."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_docker as docker
+
+from components import component_type
+from components.docker_common import (
+    KIBANA_IMAGE,
+    attach_to,
+    megabytes,
+    public_file,
+    published_port,
+    remote_image,
+    secret_file,
+)
+from escluster.plan import KIBANA_CONFIG_DIR, KIBANA_PORT, KibanaPlan, render_yaml
+from escluster.scripts import KIBANA_KEYSTORE_ENTRIES, KIBANA_SECRET_DIR, kibana_start_script
+
+# Kibana redirects to its login page once it is up.
+HEALTHCHECK = "curl --silent --head http://localhost:5601 | grep -q 'HTTP/1.1 302 Found'"
+STARTUP_TIMEOUT_SECONDS = 600
+
+
+class KibanaPair(pulumi.ComponentResource):
+    containers: list[docker.Container]
+
+    def __init__(
+        self,
+        name: str,
+        kibana: KibanaPlan,
+        network_name: pulumi.Input[str],
+        ca_cert_pem: pulumi.Input[str],
+        keystore: Mapping[str, pulumi.Input[str]],
+        bind_address: str,
+        setup_succeeded: pulumi.Output[bool],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(component_type("KibanaPair"), name, None, opts)
+        if set(keystore) != set(KIBANA_KEYSTORE_ENTRIES):
+            raise ValueError(f"keystore needs exactly {sorted(KIBANA_KEYSTORE_ENTRIES)}")
+        image = remote_image(f"{name}-image", KIBANA_IMAGE, kibana.version, parent=self)
+        memory = megabytes(kibana.memory_bytes)
+        uploads = [
+            public_file(f"{KIBANA_CONFIG_DIR}/kibana.yml", render_yaml(kibana.settings)),
+            public_file(kibana.ca_file, ca_cert_pem),
+            *(secret_file(f"{KIBANA_SECRET_DIR}/{entry}", value) for entry, value in sorted(keystore.items())),
+        ]
+        self.containers = []
+        for instance, host_port in zip(kibana.names, kibana.host_ports, strict=True):
+            self.containers.append(
+                docker.Container(
+                    instance,
+                    name=instance,
+                    hostname=instance,
+                    image=image.image_id,
+                    command=["bash", "-c", kibana_start_script()],
+                    envs=[f"SERVER_NAME={instance}"],
+                    # Created only after the setup job set the kibana_system password.
+                    labels=[docker.ContainerLabelArgs(label="setup-job-succeeded", value=setup_succeeded.apply(str))],
+                    uploads=uploads,
+                    memory=memory,
+                    memory_swap=memory,
+                    networks_advanced=[attach_to(network_name, instance)],
+                    ports=[published_port(KIBANA_PORT, host_port, bind_address)],
+                    healthcheck=docker.ContainerHealthcheckArgs(
+                        tests=["CMD-SHELL", HEALTHCHECK],
+                        interval="10s",
+                        timeout="10s",
+                        start_period="30s",
+                        retries=STARTUP_TIMEOUT_SECONDS // 10,
+                    ),
+                    restart="unless-stopped",
+                    wait=True,
+                    wait_timeout=STARTUP_TIMEOUT_SECONDS,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
+        self.register_outputs({"containers": [c.name for c in self.containers]})

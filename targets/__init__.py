@@ -1,0 +1,1 @@
+"""One module per target: each composes the components for a validated plan."""
