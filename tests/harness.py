@@ -53,12 +53,15 @@ class Render:
     resources: list[Registration] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
+    # Passwords the stack config set (with --secret): they must not leak either.
+    configured_secrets: set[str] = field(default_factory=set)
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
 
     def named(self, name: str) -> Registration:
-        matches = [r for r in self.resources if r.name == name]
+        """The custom resource of that name (a component may share the name of its main child)."""
+        matches = [r for r in self.resources if r.name == name and r.custom]
         assert len(matches) == 1, f"{len(matches)} resources named {name}"
         return matches[0]
 
@@ -76,6 +79,17 @@ def _secret_paths(value: Any, path: str = "") -> Iterator[str]:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _secret_paths(item, f"{path}[{index}]")
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    """The raw inputs with each secret replaced by its value; `_secret_paths` remembers where they were."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _unwrap_secrets(value.get("value"))
+        return {key: _unwrap_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(item) for item in value]
+    return value
 
 
 def _fake_outputs(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
@@ -126,7 +140,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     urn=response.urn,
                     parent=request.parent,
                     custom=request.custom,
-                    inputs=rpc.deserialize_properties(request.object),
+                    inputs=_unwrap_secrets(raw),
                     secret_paths=set(_secret_paths(raw)),
                     protect=request.protect,
                     retain_on_delete=request.retainOnDelete,
@@ -139,7 +153,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.urn.endswith(f"::{STACK_TYPE}::{PROJECT}-{self.render.stack}"):
             raw = json_format.MessageToDict(request.outputs, preserving_proto_field_name=True)
             self.render.secret_outputs = {p.split(".")[0].split("[")[0] for p in _secret_paths(raw)}
-            self.render.outputs = rpc.deserialize_properties(request.outputs)
+            self.render.outputs = _unwrap_secrets(raw)
         return super().RegisterResourceOutputs(request)
 
 
@@ -177,6 +191,8 @@ def render(
     # set_mocks made a root stack of its own; the program gets a fresh one, as under `pulumi up`.
     settings.set_root_resource(None)  # type: ignore[arg-type]
     values = read_stack_config(stack) if config is None else config
+    security = values.get(f"{PROJECT}:security") or {}
+    result.configured_secrets = {str(v) for k, v in security.items() if k.endswith("password") and v}
     runtime_config.set_all_config(to_pulumi_config(values), secret_keys or [])
     _sync_await(run_in_stack(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
     return result

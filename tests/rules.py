@@ -1,0 +1,316 @@
+"""The rules of ../shared/RULES.md that a rendered Docker stack must satisfy, as checks on a Render.
+
+Each check raises AssertionError naming the rule and the resource. tests/test_rules_catch.py
+breaks renders on purpose to show every check fails when its rule is broken.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import yaml
+
+from escluster.units import GIB, MIB, parse_size
+from tests.harness import Registration, Render
+
+CONTAINER = "docker:index/container:Container"
+VOLUME = "docker:index/volume:Volume"
+NETWORK = "docker:index/network:Network"
+CERT_REQUEST = "tls:index/certRequest:CertRequest"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+ES_CONFIG = "/usr/share/elasticsearch/config/elasticsearch.yml"
+KIBANA_CONFIG = "/usr/share/kibana/config/kibana.yml"
+ES_DATA = "/usr/share/elasticsearch/data"
+ES_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch"
+KIBANA_IMAGE = "docker.elastic.co/kibana/kibana"
+# Resources whose creation waits for something to run: containers here, and on other targets
+# services, StatefulSets and Jobs.
+WAITING_TYPES = {CONTAINER}
+MAX_WAIT_CHAIN = 3
+SECRET_ENV_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
+
+
+# ---- reading a render ------------------------------------------------------------------------
+
+
+def uploads(container: Registration) -> dict[str, str]:
+    return {u["file"]: u.get("content", "") for u in container.inputs.get("uploads", [])}
+
+
+def upload_index(container: Registration, path: str) -> int:
+    for index, upload in enumerate(container.inputs.get("uploads", [])):
+        if upload["file"] == path:
+            return index
+    raise AssertionError(f"{container.name}: nothing uploaded at {path}")
+
+
+def image_of(render: Render, container: Registration) -> str:
+    image_id = container.inputs["image"]
+    for image in render.of_type("docker:index/remoteImage:RemoteImage"):
+        if f"sha256:{image.name}" == image_id:
+            return str(image.inputs["name"])
+    raise AssertionError(f"{container.name}: image {image_id} is not a RemoteImage of this stack")
+
+
+def es_containers(render: Render) -> list[Registration]:
+    return [
+        c for c in render.of_type(CONTAINER)
+        if image_of(render, c).startswith(ES_IMAGE) and ES_CONFIG in uploads(c)
+    ]
+
+
+def kibana_containers(render: Render) -> list[Registration]:
+    return [c for c in render.of_type(CONTAINER) if image_of(render, c).startswith(KIBANA_IMAGE)]
+
+
+def es_settings(container: Registration) -> dict[str, Any]:
+    settings = yaml.safe_load(uploads(container)[ES_CONFIG])
+    assert isinstance(settings, dict)
+    return settings
+
+
+def env(container: Registration) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in container.inputs.get("envs", []))
+
+
+def aliases(container: Registration) -> set[str]:
+    return {a for n in container.inputs.get("networksAdvanced", []) for a in n.get("aliases", [])}
+
+
+def heap_sizes(container: Registration) -> tuple[int, int]:
+    options = env(container).get("ES_JAVA_OPTS", "")
+    xms = re.search(r"-Xms(\S+)", options)
+    xmx = re.search(r"-Xmx(\S+)", options)
+    assert xms and xmx, f"{container.name}: ES_JAVA_OPTS sets no -Xms/-Xmx"
+    return parse_size(xms.group(1)), parse_size(xmx.group(1))
+
+
+def strings_in(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings_in(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from strings_in(item, f"{path}[{index}]")
+
+
+# ---- discovery and bootstrap -----------------------------------------------------------------
+
+
+def check_discovery_and_bootstrap(render: Render) -> None:
+    nodes = es_containers(render)
+    assert nodes, "no Elasticsearch container"
+    settings = {c.name: es_settings(c) for c in nodes}
+    names = [s.get("node.name") for s in settings.values()]
+    assert all(names), "a node has no node.name"
+    assert len(set(names)) == len(names), f"node names are not unique: {names}"
+    clusters = {s.get("cluster.name") for s in settings.values()}
+    assert len(clusters) == 1 and None not in clusters, f"nodes disagree on cluster.name: {clusters}"
+
+    def roles(s: dict[str, Any]) -> list[str]:
+        return list(s.get("node.roles", ["master"]))
+
+    masters = [s["node.name"] for s in settings.values() if "master" in roles(s)]
+    electable = [s for s in settings.values() if "master" in roles(s) and "voting_only" not in roles(s)]
+    assert electable, "no master-eligible node that is not voting-only"
+    addresses = {a for c in nodes for a in aliases(c)} | set(names)
+    bootstrap_lists = set()
+    for name, s in settings.items():
+        single = s.get("discovery.type") == "single-node"
+        if single:
+            assert len(nodes) == 1, f"{name}: discovery.type single-node in a {len(nodes)}-node cluster"
+            assert "cluster.initial_master_nodes" not in s, f"{name}: single-node with cluster.initial_master_nodes"
+            continue
+        seeds = s.get("discovery.seed_hosts")
+        assert seeds, f"{name}: multi-node cluster without discovery.seed_hosts"
+        for seed in seeds:
+            host = str(seed).rsplit(":", 1)[0] if str(seed).count(":") == 1 else str(seed)
+            assert host in addresses, f"{name}: seed host {seed} is not the address of any node"
+        initial = s.get("cluster.initial_master_nodes")
+        if initial is not None:
+            assert "master" in roles(s), f"{name}: cluster.initial_master_nodes on a node that is not master-eligible"
+            assert len(set(initial)) == len(initial), f"{name}: duplicate entries in {initial}"
+            for entry in initial:
+                assert entry in masters, f"{name}: initial master {entry} is not a master-eligible node.name"
+            bootstrap_lists.add(tuple(initial))
+    assert len(bootstrap_lists) <= 1, f"master-eligible nodes disagree on cluster.initial_master_nodes: {bootstrap_lists}"
+
+
+# ---- security --------------------------------------------------------------------------------
+
+
+def check_tls_everywhere(render: Render) -> None:
+    for container in es_containers(render):
+        s = es_settings(container)
+        provided = uploads(container)
+        assert s.get("xpack.security.enabled") is True, f"{container.name}: security is off"
+        for layer in ("http", "transport"):
+            prefix = f"xpack.security.{layer}.ssl"
+            assert s.get(f"{prefix}.enabled") is True, f"{container.name}: {layer} TLS is off"
+            for path in [s.get(f"{prefix}.key"), s.get(f"{prefix}.certificate"), *s.get(f"{prefix}.certificate_authorities", [])]:
+                assert path, f"{container.name}: {prefix} lacks a key, certificate or CA"
+                assert path in provided, f"{container.name}: {path} is not provided to the container"
+                assert provided[path], f"{container.name}: {path} is empty"
+            key_index = upload_index(container, s[f"{prefix}.key"])
+            assert container.input_is_secret(f"uploads[{key_index}].content"), f"{container.name}: private key not secret"
+
+
+def check_certificate_sans(render: Render) -> None:
+    requests = {r.inputs["subject"]["commonName"]: r for r in render.of_type(CERT_REQUEST)}
+    for container in es_containers(render):
+        name = es_settings(container)["node.name"]
+        assert name in requests, f"{name}: no certificate request"
+        request = requests[name].inputs
+        dns, ips = set(request.get("dnsNames", [])), set(request.get("ipAddresses", []))
+        assert {"localhost", name} <= dns, f"{name}: certificate lacks localhost or its name: {dns}"
+        assert aliases(container) <= dns, f"{name}: certificate lacks a network alias: {aliases(container) - dns}"
+        assert "127.0.0.1" in ips, f"{name}: certificate lacks 127.0.0.1"
+        publish = es_settings(container).get("network.publish_host")
+        if publish:
+            assert publish in dns | ips, f"{name}: certificate lacks publish host {publish}"
+        for port in container.inputs.get("ports", []):
+            ip = port.get("ip", "0.0.0.0")
+            if ip not in ("0.0.0.0", "::"):
+                assert ip in ips, f"{name}: certificate lacks the published address {ip}"
+
+
+def secret_values(render: Render) -> set[str]:
+    """Values that must never appear in plain text: generated passwords and configured ones."""
+    values = {f"generated-{r.name}" for r in render.of_type(RANDOM_PASSWORD)}
+    return values | render.configured_secrets
+
+
+def check_no_plain_secrets(render: Render) -> None:
+    secrets = secret_values(render)
+    assert secrets, "no password in this stack at all"
+    for resource in render.resources:
+        for name, value in env(resource).items() if resource.type == CONTAINER else []:
+            assert not (SECRET_ENV_NAME.search(name) and not name.endswith("_FILE")), (
+                f"{resource.name}: secret-looking env {name} (use a *_FILE variable)"
+            )
+        for path, text in strings_in(resource.inputs):
+            if resource.input_is_secret(path):
+                continue
+            for secret in secrets:
+                assert secret not in text, f"{resource.name}: {path} holds a password in plain text"
+    for key, value in render.outputs.items():
+        if key in render.secret_outputs:
+            continue
+        for path, text in strings_in(value, key):
+            for secret in secrets:
+                assert secret not in text, f"stack output {path} holds a password in plain text"
+    assert "elastic_password" in render.secret_outputs, "elastic_password is not exported as a secret"
+
+
+def check_kibana_pairing(render: Render) -> None:
+    kibanas = kibana_containers(render)
+    assert kibanas, "no Kibana container"
+    es_names = {es_settings(c)["node.name"] for c in es_containers(render)}
+    for container in kibanas:
+        settings = yaml.safe_load(uploads(container)[KIBANA_CONFIG])
+        assert settings.get("elasticsearch.username") == "kibana_system", f"{container.name}: not kibana_system"
+        assert "elasticsearch.password" not in settings, f"{container.name}: password in kibana.yml"
+        hosts = settings.get("elasticsearch.hosts", [])
+        assert hosts, f"{container.name}: no elasticsearch.hosts"
+        for host in hosts:
+            assert host.startswith("https://"), f"{container.name}: talks plain http to {host}"
+            assert host.removeprefix("https://").rsplit(":", 1)[0] in es_names, f"{container.name}: {host} is no node"
+        for ca in settings.get("elasticsearch.ssl.certificateAuthorities", []) or [None]:
+            assert ca and uploads(container).get(ca), f"{container.name}: Kibana does not trust the cluster CA"
+
+
+# ---- memory and OS ---------------------------------------------------------------------------
+
+
+def check_memory(render: Render) -> None:
+    for container in es_containers(render):
+        limit_mb = container.inputs.get("memory")
+        assert limit_mb, f"{container.name}: no memory limit"
+        xms, xmx = heap_sizes(container)
+        assert xms == xmx, f"{container.name}: Xms {xms} != Xmx {xmx}"
+        assert xmx * 2 <= limit_mb * MIB, f"{container.name}: heap above 50% of the memory limit"
+        assert xmx <= 31 * GIB, f"{container.name}: heap above 31g"
+        locked = es_settings(container).get("bootstrap.memory_lock") is True
+        memlock = [u for u in container.inputs.get("ulimits", []) if u["name"] == "memlock"]
+        if locked:
+            assert memlock and memlock[0]["soft"] == -1 and memlock[0]["hard"] == -1, (
+                f"{container.name}: bootstrap.memory_lock without an unlimited memlock ulimit"
+            )
+
+
+# ---- data ------------------------------------------------------------------------------------
+
+
+def check_persistent_data(render: Render) -> None:
+    volumes = {v.inputs.get("name"): v for v in render.of_type(VOLUME)}
+    for container in es_containers(render):
+        mounts = [v for v in container.inputs.get("volumes", []) if v.get("containerPath") == ES_DATA]
+        assert mounts, f"{container.name}: {ES_DATA} is not on a volume"
+        volume = volumes.get(mounts[0].get("volumeName"))
+        assert volume is not None, f"{container.name}: data volume is not a named volume of this stack"
+        assert volume.protect or volume.retain_on_delete, f"{volume.name}: data volume is deleted with the stack"
+
+
+# ---- docker ----------------------------------------------------------------------------------
+
+
+def check_network_and_ports(render: Render, bind_address: str = "127.0.0.1") -> None:
+    networks = {n.inputs.get("name") for n in render.of_type(NETWORK)}
+    for container in es_containers(render) + kibana_containers(render):
+        attached = [n["name"] for n in container.inputs.get("networksAdvanced", [])]
+        assert attached and set(attached) <= networks, f"{container.name}: not on a user-defined network"
+        assert container.inputs.get("networkMode") in (None, "bridge"), f"{container.name}: unexpected network mode"
+        for port in container.inputs.get("ports", []):
+            assert port.get("ip") == bind_address, f"{container.name}: port {port} not bound to {bind_address}"
+
+
+# ---- deploy order ----------------------------------------------------------------------------
+
+
+def wait_chain_length(render: Render) -> int:
+    """Length of the longest chain of waiting resources, each depending (maybe through others) on the last."""
+    by_urn = render.by_urn()
+
+    def waiting_ancestors(urn: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        found: set[str] = set()
+        for dep in by_urn[urn].dependencies:
+            if dep in seen or dep not in by_urn:
+                continue
+            if by_urn[dep].type in WAITING_TYPES:
+                found.add(dep)
+            else:
+                found |= waiting_ancestors(dep, seen | {urn})
+        return found
+
+    memo: dict[str, int] = {}
+
+    def depth(urn: str) -> int:
+        if urn not in memo:
+            memo[urn] = 1 + max((depth(d) for d in waiting_ancestors(urn)), default=0)
+        return memo[urn]
+
+    return max((depth(r.urn) for r in render.resources if r.type in WAITING_TYPES), default=0)
+
+
+def check_deploy_order(render: Render) -> None:
+    es_urns = {c.urn for c in es_containers(render)}
+    for container in es_containers(render):
+        assert not set(container.dependencies) & es_urns, f"{container.name}: an ES node waits for another"
+    length = wait_chain_length(render)
+    assert length <= MAX_WAIT_CHAIN, f"the longest chain of waiting resources is {length} > {MAX_WAIT_CHAIN}"
+
+
+DOCKER_RULES: dict[str, Callable[[Render], None]] = {
+    "discovery and bootstrap": check_discovery_and_bootstrap,
+    "TLS on http and transport": check_tls_everywhere,
+    "certificate SANs": check_certificate_sans,
+    "no plain-text secrets": check_no_plain_secrets,
+    "Kibana as kibana_system over https": check_kibana_pairing,
+    "memory limit and heap": check_memory,
+    "persistent data": check_persistent_data,
+    "deploy order": check_deploy_order,
+}

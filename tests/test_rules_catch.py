@@ -1,0 +1,247 @@
+"""Each rule check fails when its rule is broken: good renders, broken on purpose one way at a time."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from tests import rules
+from tests.conftest import rendered
+from tests.docker_schema import schema_errors
+from tests.harness import Registration, Render
+
+
+def broken(stack: str) -> Render:
+    return copy.deepcopy(rendered(stack))
+
+
+def edit_settings(render: Render, node: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    container = render.named(node)
+    index = rules.upload_index(container, rules.ES_CONFIG)
+    settings = yaml.safe_load(container.inputs["uploads"][index]["content"])
+    edit(settings)
+    container.inputs["uploads"][index]["content"] = yaml.safe_dump(settings)
+
+
+def fails(check: Callable[[Render], None], render: Render, match: str) -> None:
+    with pytest.raises(AssertionError, match=match):
+        check(render)
+
+
+# ---- discovery and bootstrap -----------------------------------------------------------------
+
+
+def test_single_node_with_initial_master_nodes_is_caught() -> None:
+    render = broken("dev")
+    edit_settings(render, "dev-es-0", lambda s: s.update({"cluster.initial_master_nodes": ["dev-es-0"]}))
+    fails(rules.check_discovery_and_bootstrap, render, "single-node with cluster.initial_master_nodes")
+
+
+def test_single_node_mode_in_a_multi_node_cluster_is_caught() -> None:
+    render = broken("compose3")
+    edit_settings(render, "docker-cluster-es-1", lambda s: s.update({"discovery.type": "single-node"}))
+    fails(rules.check_discovery_and_bootstrap, render, "single-node in a 3-node cluster")
+
+
+def test_missing_seed_hosts_is_caught() -> None:
+    render = broken("compose3")
+    edit_settings(render, "docker-cluster-es-2", lambda s: s.pop("discovery.seed_hosts"))
+    fails(rules.check_discovery_and_bootstrap, render, "without discovery.seed_hosts")
+
+
+def test_seed_host_that_is_no_node_is_caught() -> None:
+    render = broken("compose3")
+    edit_settings(render, "docker-cluster-es-0", lambda s: s.update({"discovery.seed_hosts": ["es99"]}))
+    fails(rules.check_discovery_and_bootstrap, render, "seed host es99")
+
+
+def test_different_bootstrap_lists_are_caught() -> None:
+    render = broken("compose3")
+    edit_settings(
+        render, "docker-cluster-es-0",
+        lambda s: s.update({"cluster.initial_master_nodes": ["docker-cluster-es-0"]}),
+    )
+    fails(rules.check_discovery_and_bootstrap, render, "disagree on cluster.initial_master_nodes")
+
+
+def test_bootstrap_list_on_data_node_is_caught() -> None:
+    render = broken("mixed")
+    edit_settings(render, "mixed-data-0", lambda s: s.update({"cluster.initial_master_nodes": ["mixed-master-0"]}))
+    fails(rules.check_discovery_and_bootstrap, render, "not master-eligible")
+
+
+def test_bootstrap_entry_that_is_no_node_is_caught() -> None:
+    render = broken("compose3")
+    for i in range(3):
+        edit_settings(render, f"docker-cluster-es-{i}", lambda s: s.update({"cluster.initial_master_nodes": ["es01"]}))
+    fails(rules.check_discovery_and_bootstrap, render, "es01 is not a master-eligible node.name")
+
+
+def test_only_voting_only_masters_is_caught() -> None:
+    render = broken("mixed")
+    for name in ("mixed-master-0", "mixed-master-1"):
+        edit_settings(render, name, lambda s: s.update({"node.roles": ["master", "voting_only"]}))
+    fails(rules.check_discovery_and_bootstrap, render, "no master-eligible node that is not voting-only")
+
+
+def test_duplicate_node_names_are_caught() -> None:
+    render = broken("compose3")
+    edit_settings(render, "docker-cluster-es-1", lambda s: s.update({"node.name": "docker-cluster-es-0"}))
+    fails(rules.check_discovery_and_bootstrap, render, "not unique")
+
+
+# ---- security --------------------------------------------------------------------------------
+
+
+def test_http_tls_off_is_caught() -> None:
+    render = broken("dev")
+    edit_settings(render, "dev-es-0", lambda s: s.update({"xpack.security.http.ssl.enabled": False}))
+    fails(rules.check_tls_everywhere, render, "http TLS is off")
+
+
+def test_certificate_path_nothing_provides_is_caught() -> None:
+    render = broken("dev")
+    edit_settings(render, "dev-es-0", lambda s: s.update({"xpack.security.transport.ssl.key": "/nowhere.key"}))
+    fails(rules.check_tls_everywhere, render, "/nowhere.key is not provided")
+
+
+def test_private_key_in_plain_text_is_caught() -> None:
+    render = broken("dev")
+    container = render.named("dev-es-0")
+    container.secret_paths = {p for p in container.secret_paths if p != "uploads[3].content"}
+    fails(rules.check_tls_everywhere, render, "private key not secret")
+
+
+def test_certificate_without_localhost_is_caught() -> None:
+    render = broken("dev")
+    render.named("dev-es-0-csr").inputs["dnsNames"] = ["dev-es-0"]
+    fails(rules.check_certificate_sans, render, "lacks localhost")
+
+
+def test_certificate_without_published_address_is_caught() -> None:
+    render = broken("mixed")
+    render.named("mixed-master-0-csr").inputs["ipAddresses"] = ["127.0.0.1"]
+    fails(rules.check_certificate_sans, render, "published address 192.168.10.5")
+
+
+def test_password_in_env_is_caught() -> None:
+    render = broken("dev")
+    render.named("dev-es-0").inputs["envs"].append("ELASTIC_PASSWORD=generated-dev-credentials-elastic")
+    fails(rules.check_no_plain_secrets, render, "secret-looking env ELASTIC_PASSWORD")
+
+
+def test_password_in_plain_upload_is_caught() -> None:
+    render = broken("dev")
+    render.named("dev-setup").secret_paths.clear()
+    fails(rules.check_no_plain_secrets, render, "holds a password in plain text")
+
+
+def test_password_export_in_plain_text_is_caught() -> None:
+    render = broken("dev")
+    render.secret_outputs.clear()
+    fails(rules.check_no_plain_secrets, render, "stack output elastic_password holds a password")
+
+
+def test_kibana_as_elastic_superuser_is_caught() -> None:
+    render = broken("dev")
+    kibana = render.named("dev-kibana-0")
+    index = rules.upload_index(kibana, rules.KIBANA_CONFIG)
+    settings = yaml.safe_load(kibana.inputs["uploads"][index]["content"])
+    settings["elasticsearch.username"] = "elastic"
+    kibana.inputs["uploads"][index]["content"] = yaml.safe_dump(settings)
+    fails(rules.check_kibana_pairing, render, "not kibana_system")
+
+
+def test_kibana_over_plain_http_is_caught() -> None:
+    render = broken("dev")
+    kibana = render.named("dev-kibana-0")
+    index = rules.upload_index(kibana, rules.KIBANA_CONFIG)
+    settings = yaml.safe_load(kibana.inputs["uploads"][index]["content"])
+    settings["elasticsearch.hosts"] = ["http://dev-es-0:9200"]
+    kibana.inputs["uploads"][index]["content"] = yaml.safe_dump(settings)
+    fails(rules.check_kibana_pairing, render, "plain http")
+
+
+# ---- memory ----------------------------------------------------------------------------------
+
+
+def set_env(container: Registration, name: str, value: str) -> None:
+    envs = [e for e in container.inputs["envs"] if not e.startswith(f"{name}=")]
+    container.inputs["envs"] = [*envs, f"{name}={value}"]
+
+
+def test_heap_above_half_the_limit_is_caught() -> None:
+    render = broken("dev")
+    set_env(render.named("dev-es-0"), "ES_JAVA_OPTS", "-Xms1536m -Xmx1536m")
+    fails(rules.check_memory, render, "above 50%")
+
+
+def test_unequal_heap_bounds_are_caught() -> None:
+    render = broken("dev")
+    set_env(render.named("dev-es-0"), "ES_JAVA_OPTS", "-Xms512m -Xmx1g")
+    fails(rules.check_memory, render, "Xms")
+
+
+def test_memory_lock_without_memlock_ulimit_is_caught() -> None:
+    render = broken("dev")
+    node = render.named("dev-es-0")
+    node.inputs["ulimits"] = [u for u in node.inputs["ulimits"] if u["name"] != "memlock"]
+    fails(rules.check_memory, render, "memlock")
+
+
+def test_missing_memory_limit_is_caught() -> None:
+    render = broken("dev")
+    del render.named("dev-es-0").inputs["memory"]
+    fails(rules.check_memory, render, "no memory limit")
+
+
+# ---- data, network, order, schema ------------------------------------------------------------
+
+
+def test_data_volume_deleted_with_the_stack_is_caught() -> None:
+    render = broken("dev")
+    render.named("dev-es-0-data").retain_on_delete = False
+    fails(rules.check_persistent_data, render, "deleted with the stack")
+
+
+def test_data_outside_a_volume_is_caught() -> None:
+    render = broken("dev")
+    render.named("dev-es-0").inputs["volumes"] = []
+    fails(rules.check_persistent_data, render, "not on a volume")
+
+
+def test_port_on_all_addresses_is_caught() -> None:
+    render = broken("dev")
+    render.named("dev-kibana-0").inputs["ports"][0]["ip"] = "0.0.0.0"
+    with pytest.raises(AssertionError, match="not bound to 127.0.0.1"):
+        rules.check_network_and_ports(render, "127.0.0.1")
+
+
+def test_es_node_waiting_for_another_is_caught() -> None:
+    render = broken("compose3")
+    render.named("docker-cluster-es-1").dependencies.append(render.named("docker-cluster-es-0").urn)
+    fails(rules.check_deploy_order, render, "waits for another")
+
+
+def test_chain_longer_than_three_is_caught() -> None:
+    render = broken("compose3")
+    # Elastic's compose has ES wait for its setup container: that makes a chain of four here.
+    render.named("docker-cluster-es-0").dependencies.append(render.named("docker-cluster-kibana-0").urn)
+    render.named("docker-cluster-kibana-0").dependencies = [render.named("docker-cluster-setup").urn]
+    render.named("docker-cluster-setup").dependencies = [render.named("docker-cluster-es-1").urn]
+    fails(rules.check_deploy_order, render, "longest chain of waiting resources is 4")
+
+
+def test_schema_check_catches_unknown_and_missing_inputs() -> None:
+    inputs = dict(rendered("dev").named("dev-es-0").inputs)
+    inputs["memoryLimit"] = 2048
+    del inputs["image"]
+    errors = schema_errors(rules.CONTAINER, inputs)
+    assert any("memoryLimit: not an input" in e for e in errors)
+    assert any("image: required input is missing" in e for e in errors)
+    bad_ulimit = {"image": "x", "ulimits": [{"name": "nofile", "soft": "many", "hard": 1}]}
+    assert any("soft: expected integer" in e for e in schema_errors(rules.CONTAINER, bad_ulimit))
