@@ -12,7 +12,7 @@ config = load_stack_config()
 plan = build_plan(config)
 
 if config.target is not Target.docker:
-    raise ConfigError(f"target: {config.target} is not built yet; this version deploys the docker target")
+    raise ConfigError.at("target", f"{config.target} is not built yet; this version deploys the docker target")
 
 credentials = StackCredentials(f"{plan.cluster_name}-credentials", config.security)
 outputs = docker_target.deploy(plan, credentials)

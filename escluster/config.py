@@ -62,6 +62,13 @@ def _version(value: str) -> str:
     return value
 
 
+def _ip_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
 def version_tuple(version: str) -> tuple[int, int, int]:
     major, minor, patch = version.split(".")
     return int(major), int(minor), int(patch)
@@ -72,6 +79,7 @@ DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 Size = Annotated[int, BeforeValidator(_size), PlainSerializer(jvm_size, return_type=str)]
 Version = Annotated[str, AfterValidator(_version)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+IPAddress = Annotated[str, AfterValidator(_ip_address)]
 Password = Annotated[SecretStr, Field(min_length=MIN_PASSWORD_LENGTH)]
 
 
@@ -225,9 +233,7 @@ class Kibana(Strict):
 
 
 class Exposure(Strict):
-    bind_address: ipaddress.IPv4Address | ipaddress.IPv6Address = Field(
-        ipaddress.IPv4Address("127.0.0.1"), description="Host address published ports are bound to."
-    )
+    bind_address: IPAddress = Field("127.0.0.1", description="Host address published ports are bound to.")
     http_port: Port | None = Field(
         9200, description="Published host port of the first node's HTTP API; null publishes none."
     )

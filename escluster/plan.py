@@ -120,7 +120,7 @@ def build_plan(config: StackConfig) -> ClusterPlan:
     seed_hosts: tuple[str, ...] = () if single_node else masters
     initial_masters: tuple[str, ...] = () if single_node else masters
     http_exposed_node = members[0][1] if config.exposure.http_port is not None else None
-    bind_address = config.exposure.bind_address
+    bind_address = ipaddress.ip_address(config.exposure.bind_address)
 
     nodes = []
     for group, name in members:
@@ -162,7 +162,7 @@ def build_plan(config: StackConfig) -> ClusterPlan:
         version=cluster.version,
         nodes=tuple(nodes),
         kibana=_kibana_plan(config, tuple(node.https_url for node in nodes)),
-        bind_address=str(config.exposure.bind_address),
+        bind_address=config.exposure.bind_address,
         memory_lock=config.memory_lock,
         cert_validity_hours=config.security.cert_validity_days * 24,
         single_node=single_node,

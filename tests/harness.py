@@ -183,19 +183,43 @@ def render(
 ) -> Render:
     """Run `__main__.py` for a stack (its yaml file, or `config` given here) and record everything."""
     result = Render(stack=stack)
+    _run(result, config, secret_keys, exit_codes)
+    return result
+
+
+def render_failure(
+    stack: str,
+    config: Mapping[str, Any] | None = None,
+    secret_keys: list[str] | None = None,
+    exit_codes: Mapping[str, int] | None = None,
+) -> tuple[BaseException, Render]:
+    """Run a program that must fail: the error, and what it registered before failing."""
+    result = Render(stack=stack)
+    try:
+        _run(result, config, secret_keys, exit_codes)
+    except Exception as error:  # noqa: BLE001 (returned to the test)
+        return error, result
+    raise AssertionError(f"stack {stack} rendered without an error")
+
+
+def _run(
+    result: Render,
+    config: Mapping[str, Any] | None,
+    secret_keys: list[str] | None,
+    exit_codes: Mapping[str, int] | None,
+) -> None:
     mocks = RecordingMocks(exit_codes)
     settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(
-        mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks, result)
+        mocks, project=PROJECT, stack=result.stack, preview=False, monitor=RecordingMonitor(mocks, result)
     )
     # set_mocks made a root stack of its own; the program gets a fresh one, as under `pulumi up`.
     settings.set_root_resource(None)  # type: ignore[arg-type]
-    values = read_stack_config(stack) if config is None else config
+    values = read_stack_config(result.stack) if config is None else config
     security = values.get(f"{PROJECT}:security") or {}
     result.configured_secrets = {str(v) for k, v in security.items() if k.endswith("password") and v}
     runtime_config.set_all_config(to_pulumi_config(values), secret_keys or [])
     _sync_await(run_in_stack(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
-    return result
 
 
 def stacks_in_repo() -> list[str]:
