@@ -23,7 +23,9 @@ class StackCredentials(pulumi.ComponentResource):
         super().__init__(component_type("StackCredentials"), name, None, opts)
         self.elastic_password = self._password(f"{name}-elastic", security.elastic_password)
         self.kibana_system_password = self._password(f"{name}-kibana-system", security.kibana_system_password)
-        self.kibana_encryption_keys = {key: self._password(f"{name}-kibana-{key}-key", None) for key in KIBANA_KEY_NAMES}
+        self.kibana_encryption_keys = {
+            key: self._password(f"{name}-kibana-{key}-key", None) for key in KIBANA_KEY_NAMES
+        }
         self.register_outputs({})
 
     def _password(self, name: str, configured: SecretStr | None) -> pulumi.Output[str]:

@@ -27,9 +27,7 @@ def public_file(path: str, content: pulumi.Input[str]) -> docker.ContainerUpload
 
 
 def secret_file(path: str, content: pulumi.Input[str]) -> docker.ContainerUploadArgs:
-    return docker.ContainerUploadArgs(
-        file=path, content=pulumi.Output.secret(content), permissions=SECRET_FILE_MODE
-    )
+    return docker.ContainerUploadArgs(file=path, content=pulumi.Output.secret(content), permissions=SECRET_FILE_MODE)
 
 
 def megabytes(size_bytes: int) -> int:

@@ -21,9 +21,7 @@ from escluster.plan import ELASTIC_PASSWORD_FILE, ES_CONFIG_DIR, ES_DATA_DIR, HT
 NOFILE_LIMIT = 65535
 UNLIMITED = -1
 # The node answers on HTTPS and asks for credentials: it is up, without us holding a password here.
-HEALTHCHECK = (
-    "curl --silent --cacert {ca} https://localhost:9200 | grep -q 'missing authentication credentials'"
-)
+HEALTHCHECK = "curl --silent --cacert {ca} https://localhost:9200 | grep -q 'missing authentication credentials'"
 STARTUP_TIMEOUT_SECONDS = 600
 STOP_GRACE_SECONDS = 120
 
@@ -35,6 +33,7 @@ class ElasticsearchNode(pulumi.ComponentResource):
     def __init__(
         self,
         node: NodePlan,
+        *,
         version: str,
         network_name: pulumi.Input[str],
         certificate: IssuedCertificate,

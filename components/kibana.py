@@ -32,6 +32,7 @@ class KibanaPair(pulumi.ComponentResource):
         self,
         name: str,
         kibana: KibanaPlan,
+        *,
         network_name: pulumi.Input[str],
         ca_cert_pem: pulumi.Input[str],
         keystore: Mapping[str, pulumi.Input[str]],

@@ -39,6 +39,7 @@ class CertSetupJob(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
+        *,
         version: str,
         network_name: pulumi.Input[str],
         es_urls: Sequence[str],

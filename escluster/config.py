@@ -118,9 +118,7 @@ class NodeGroup(Strict):
         description="`node.roles` of every node in the group; `[]` makes coordinating-only nodes.",
     )
     memory: Size = Field(2 * GIB, description="Memory limit of each node's container or pod.")
-    heap: Size | None = Field(
-        None, description="JVM heap (Xms = Xmx); default half the memory limit, at most 31g."
-    )
+    heap: Size | None = Field(None, description="JVM heap (Xms = Xmx); default half the memory limit, at most 31g.")
     storage: Size = Field(10 * GIB, description="Data volume size (Kubernetes volume claims).")
     placement: list[DnsLabel] = Field(
         default_factory=list,
@@ -218,7 +216,9 @@ class Security(Strict):
 class Kibana(Strict):
     replicas: int = Field(1, ge=1, description="Number of Kibana instances.")
     memory: Size = Field(GIB, description="Memory limit of each Kibana instance.")
-    port: Port = Field(5601, description="Published host port of the first instance; the next ones take the following ports.")
+    port: Port = Field(
+        5601, description="Published host port of the first instance; the next ones take the following ports."
+    )
     version: Version | None = Field(None, description="Kibana release; default the cluster's version.")
 
     @model_validator(mode="after")

@@ -23,9 +23,7 @@ SETUP_RETRY_SECONDS = 5
 
 def curl_config_user(user: str, password: str) -> str:
     """A curl `--config` line carrying credentials, so they never show in a process list."""
-    escaped = (
-        f"{user}:{password}".replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
-    )
+    escaped = f"{user}:{password}".replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
     return f'user = "{escaped}"\n'
 
 

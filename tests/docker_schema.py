@@ -62,5 +62,7 @@ def _value_errors(value: Any, spec: dict[str, Any], where: str) -> list[str]:
     if expected == "array" and "items" in spec:
         return [e for i, item in enumerate(value) for e in _value_errors(item, spec["items"], f"{where}[{i}]")]
     if expected == "object" and isinstance(spec.get("additionalProperties"), dict):
-        return [e for k, item in value.items() for e in _value_errors(item, spec["additionalProperties"], f"{where}.{k}")]
+        return [
+            e for k, item in value.items() for e in _value_errors(item, spec["additionalProperties"], f"{where}.{k}")
+        ]
     return []

@@ -130,7 +130,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.render = render
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != STACK_TYPE:
             raw = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
             self.render.resources.append(
@@ -154,7 +154,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             raw = json_format.MessageToDict(request.outputs, preserving_proto_field_name=True)
             self.render.secret_outputs = {p.split(".")[0].split("[")[0] for p in _secret_paths(raw)}
             self.render.outputs = _unwrap_secrets(raw)
-        return super().RegisterResourceOutputs(request)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
 
 def stack_file(stack: str) -> Path:
@@ -197,7 +197,7 @@ def render_failure(
     result = Render(stack=stack)
     try:
         _run(result, config, secret_keys, exit_codes)
-    except Exception as error:  # noqa: BLE001 (returned to the test)
+    except Exception as error:
         return error, result
     raise AssertionError(f"stack {stack} rendered without an error")
 
@@ -219,7 +219,11 @@ def _run(
     security = values.get(f"{PROJECT}:security") or {}
     result.configured_secrets = {str(v) for k, v in security.items() if k.endswith("password") and v}
     runtime_config.set_all_config(to_pulumi_config(values), secret_keys or [])
-    _sync_await(run_in_stack(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
+
+    def program() -> None:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    _sync_await(run_in_stack(program))
 
 
 def stacks_in_repo() -> list[str]:

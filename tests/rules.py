@@ -56,8 +56,7 @@ def image_of(render: Render, container: Registration) -> str:
 
 def es_containers(render: Render) -> list[Registration]:
     return [
-        c for c in render.of_type(CONTAINER)
-        if image_of(render, c).startswith(ES_IMAGE) and ES_CONFIG in uploads(c)
+        c for c in render.of_type(CONTAINER) if image_of(render, c).startswith(ES_IMAGE) and ES_CONFIG in uploads(c)
     ]
 
 
@@ -137,7 +136,9 @@ def check_discovery_and_bootstrap(render: Render) -> None:
             for entry in initial:
                 assert entry in masters, f"{name}: initial master {entry} is not a master-eligible node.name"
             bootstrap_lists.add(tuple(initial))
-    assert len(bootstrap_lists) <= 1, f"master-eligible nodes disagree on cluster.initial_master_nodes: {bootstrap_lists}"
+    assert len(bootstrap_lists) <= 1, (
+        f"master-eligible nodes disagree on cluster.initial_master_nodes: {bootstrap_lists}"
+    )
 
 
 # ---- security --------------------------------------------------------------------------------
@@ -151,12 +152,18 @@ def check_tls_everywhere(render: Render) -> None:
         for layer in ("http", "transport"):
             prefix = f"xpack.security.{layer}.ssl"
             assert s.get(f"{prefix}.enabled") is True, f"{container.name}: {layer} TLS is off"
-            for path in [s.get(f"{prefix}.key"), s.get(f"{prefix}.certificate"), *s.get(f"{prefix}.certificate_authorities", [])]:
+            for path in [
+                s.get(f"{prefix}.key"),
+                s.get(f"{prefix}.certificate"),
+                *s.get(f"{prefix}.certificate_authorities", []),
+            ]:
                 assert path, f"{container.name}: {prefix} lacks a key, certificate or CA"
                 assert path in provided, f"{container.name}: {path} is not provided to the container"
                 assert provided[path], f"{container.name}: {path} is empty"
             key_index = upload_index(container, s[f"{prefix}.key"])
-            assert container.input_is_secret(f"uploads[{key_index}].content"), f"{container.name}: private key not secret"
+            assert container.input_is_secret(f"uploads[{key_index}].content"), (
+                f"{container.name}: private key not secret"
+            )
 
 
 def check_certificate_sans(render: Render) -> None:
@@ -188,7 +195,7 @@ def check_no_plain_secrets(render: Render) -> None:
     secrets = secret_values(render)
     assert secrets, "no password in this stack at all"
     for resource in render.resources:
-        for name, value in env(resource).items() if resource.type == CONTAINER else []:
+        for name in env(resource) if resource.type == CONTAINER else []:
             assert not (SECRET_ENV_NAME.search(name) and not name.endswith("_FILE")), (
                 f"{resource.name}: secret-looking env {name} (use a *_FILE variable)"
             )

@@ -97,7 +97,9 @@ def test_only_voting_only_masters() -> None:
 
 
 def test_voting_only_without_master() -> None:
-    fails_with(with_group(roles=["data", "voting_only"]), "cluster.node_groups[0].roles: voting_only needs the master role")
+    fails_with(
+        with_group(roles=["data", "voting_only"]), "cluster.node_groups[0].roles: voting_only needs the master role"
+    )
 
 
 def test_unknown_role() -> None:
@@ -119,7 +121,10 @@ def test_all_counts_zero() -> None:
 
 
 def test_heap_above_half_the_memory_limit() -> None:
-    fails_with(with_group(memory="2g", heap="1025m"), "cluster.node_groups[0].heap: 1025m is more than 50% of the memory limit 2g")
+    fails_with(
+        with_group(memory="2g", heap="1025m"),
+        "cluster.node_groups[0].heap: 1025m is more than 50% of the memory limit 2g",
+    )
 
 
 def test_heap_above_31g() -> None:
@@ -203,7 +208,11 @@ def test_zero_kibana_replicas() -> None:
 def test_short_password() -> None:
     config = dev_config()
     config[f"{PROJECT}:security"] = {"kibana_system_password": "12345"}
-    fails_with(config, "security.kibana_system_password: Value should have at least 6 items", secret_keys=[f"{PROJECT}:security"])
+    fails_with(
+        config,
+        "security.kibana_system_password: Value should have at least 6 items",
+        secret_keys=[f"{PROJECT}:security"],
+    )
 
 
 def test_password_not_stored_as_secret() -> None:
@@ -214,7 +223,9 @@ def test_password_not_stored_as_secret() -> None:
 
 
 def test_placement_on_single_engine_target() -> None:
-    fails_with(with_group(placement=["host-a"]), "cluster.node_groups[0].placement: the docker target runs on one engine")
+    fails_with(
+        with_group(placement=["host-a"]), "cluster.node_groups[0].placement: the docker target runs on one engine"
+    )
 
 
 def test_memory_lock_on_swarm() -> None:

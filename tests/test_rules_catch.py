@@ -62,7 +62,8 @@ def test_seed_host_that_is_no_node_is_caught() -> None:
 def test_different_bootstrap_lists_are_caught() -> None:
     render = broken("compose3")
     edit_settings(
-        render, "docker-cluster-es-0",
+        render,
+        "docker-cluster-es-0",
         lambda s: s.update({"cluster.initial_master_nodes": ["docker-cluster-es-0"]}),
     )
     fails(rules.check_discovery_and_bootstrap, render, "disagree on cluster.initial_master_nodes")
@@ -217,7 +218,7 @@ def test_data_outside_a_volume_is_caught() -> None:
 def test_port_on_all_addresses_is_caught() -> None:
     render = broken("dev")
     render.named("dev-kibana-0").inputs["ports"][0]["ip"] = "0.0.0.0"
-    with pytest.raises(AssertionError, match="not bound to 127.0.0.1"):
+    with pytest.raises(AssertionError, match=r"not bound to 127\.0\.0\.1"):
         rules.check_network_and_ports(render, "127.0.0.1")
 
 
