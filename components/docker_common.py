@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_docker as docker
 
@@ -13,6 +15,8 @@ KIBANA_IMAGE = "docker.elastic.co/kibana/kibana"
 # Elastic images' users (uid 1000, gid 0) belong to.
 PUBLIC_FILE_MODE = "0444"
 SECRET_FILE_MODE = "0440"
+STARTUP_TIMEOUT_SECONDS = 600
+HEALTH_INTERVAL_SECONDS = 10
 
 
 def remote_image(name: str, repository: str, version: str, parent: pulumi.Resource) -> docker.RemoteImage:
@@ -41,3 +45,20 @@ def published_port(internal: int, external: int, bind_address: str) -> docker.Co
 
 def attach_to(network_name: pulumi.Input[str], alias: str) -> docker.ContainerNetworksAdvancedArgs:
     return docker.ContainerNetworksAdvancedArgs(name=network_name, aliases=[alias])
+
+
+def health_gated(health_command: str) -> dict[str, Any]:
+    """Container options of a long-running service: restarted with the engine, and `pulumi up`
+    returns only once the health command passes."""
+    return {
+        "healthcheck": docker.ContainerHealthcheckArgs(
+            tests=["CMD-SHELL", health_command],
+            interval=f"{HEALTH_INTERVAL_SECONDS}s",
+            timeout=f"{HEALTH_INTERVAL_SECONDS}s",
+            start_period="30s",
+            retries=STARTUP_TIMEOUT_SECONDS // HEALTH_INTERVAL_SECONDS,
+        ),
+        "restart": "unless-stopped",
+        "wait": True,
+        "wait_timeout": STARTUP_TIMEOUT_SECONDS,
+    }

@@ -10,6 +10,7 @@ from components.certificates import IssuedCertificate
 from components.docker_common import (
     ES_IMAGE,
     attach_to,
+    health_gated,
     megabytes,
     public_file,
     published_port,
@@ -22,7 +23,6 @@ NOFILE_LIMIT = 65535
 UNLIMITED = -1
 # The node answers on HTTPS and asks for credentials: it is up, without us holding a password here.
 HEALTHCHECK = "curl --silent --cacert {ca} https://localhost:9200 | grep -q 'missing authentication credentials'"
-STARTUP_TIMEOUT_SECONDS = 600
 STOP_GRACE_SECONDS = 120
 
 
@@ -79,16 +79,7 @@ class ElasticsearchNode(pulumi.ComponentResource):
             volumes=[docker.ContainerVolumeArgs(volume_name=self.data_volume.name, container_path=ES_DATA_DIR)],
             networks_advanced=[attach_to(network_name, node.name)],
             ports=ports,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD-SHELL", HEALTHCHECK.format(ca=node.tls.ca)],
-                interval="10s",
-                timeout="10s",
-                start_period="30s",
-                retries=STARTUP_TIMEOUT_SECONDS // 10,
-            ),
-            restart="unless-stopped",
-            wait=True,
-            wait_timeout=STARTUP_TIMEOUT_SECONDS,
+            **health_gated(HEALTHCHECK.format(ca=node.tls.ca)),
             destroy_grace_seconds=STOP_GRACE_SECONDS,
             opts=pulumi.ResourceOptions(parent=self),
         )

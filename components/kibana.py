@@ -11,6 +11,7 @@ from components import component_type
 from components.docker_common import (
     KIBANA_IMAGE,
     attach_to,
+    health_gated,
     megabytes,
     public_file,
     published_port,
@@ -22,7 +23,6 @@ from escluster.scripts import KIBANA_KEYSTORE_ENTRIES, KIBANA_SECRET_DIR, kibana
 
 # Kibana redirects to its login page once it is up.
 HEALTHCHECK = "curl --silent --head http://localhost:5601 | grep -q 'HTTP/1.1 302 Found'"
-STARTUP_TIMEOUT_SECONDS = 600
 
 
 class KibanaPair(pulumi.ComponentResource):
@@ -67,16 +67,7 @@ class KibanaPair(pulumi.ComponentResource):
                     memory_swap=memory,
                     networks_advanced=[attach_to(network_name, instance)],
                     ports=[published_port(KIBANA_PORT, host_port, bind_address)],
-                    healthcheck=docker.ContainerHealthcheckArgs(
-                        tests=["CMD-SHELL", HEALTHCHECK],
-                        interval="10s",
-                        timeout="10s",
-                        start_period="30s",
-                        retries=STARTUP_TIMEOUT_SECONDS // 10,
-                    ),
-                    restart="unless-stopped",
-                    wait=True,
-                    wait_timeout=STARTUP_TIMEOUT_SECONDS,
+                    **health_gated(HEALTHCHECK),
                     opts=pulumi.ResourceOptions(parent=self),
                 )
             )

@@ -19,9 +19,11 @@ def broken(stack: str) -> Render:
     return copy.deepcopy(rendered(stack))
 
 
-def edit_settings(render: Render, node: str, edit: Callable[[dict[str, Any]], None]) -> None:
-    container = render.named(node)
-    index = rules.upload_index(container, rules.ES_CONFIG)
+def edit_settings(render: Render, container_name: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Rewrite the elasticsearch.yml or kibana.yml a container gets."""
+    container = render.named(container_name)
+    config_file = rules.KIBANA_CONFIG if rules.KIBANA_CONFIG in rules.uploads(container) else rules.ES_CONFIG
+    index = rules.upload_index(container, config_file)
     settings = yaml.safe_load(container.inputs["uploads"][index]["content"])
     edit(settings)
     container.inputs["uploads"][index]["content"] = yaml.safe_dump(settings)
@@ -149,21 +151,13 @@ def test_password_export_in_plain_text_is_caught() -> None:
 
 def test_kibana_as_elastic_superuser_is_caught() -> None:
     render = broken("dev")
-    kibana = render.named("dev-kibana-0")
-    index = rules.upload_index(kibana, rules.KIBANA_CONFIG)
-    settings = yaml.safe_load(kibana.inputs["uploads"][index]["content"])
-    settings["elasticsearch.username"] = "elastic"
-    kibana.inputs["uploads"][index]["content"] = yaml.safe_dump(settings)
+    edit_settings(render, "dev-kibana-0", lambda s: s.update({"elasticsearch.username": "elastic"}))
     fails(rules.check_kibana_pairing, render, "not kibana_system")
 
 
 def test_kibana_over_plain_http_is_caught() -> None:
     render = broken("dev")
-    kibana = render.named("dev-kibana-0")
-    index = rules.upload_index(kibana, rules.KIBANA_CONFIG)
-    settings = yaml.safe_load(kibana.inputs["uploads"][index]["content"])
-    settings["elasticsearch.hosts"] = ["http://dev-es-0:9200"]
-    kibana.inputs["uploads"][index]["content"] = yaml.safe_dump(settings)
+    edit_settings(render, "dev-kibana-0", lambda s: s.update({"elasticsearch.hosts": ["http://dev-es-0:9200"]}))
     fails(rules.check_kibana_pairing, render, "plain http")
 
 
