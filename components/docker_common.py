@@ -47,6 +47,12 @@ def attach_to(network_name: pulumi.Input[str], alias: str) -> docker.ContainerNe
     return docker.ContainerNetworksAdvancedArgs(name=network_name, aliases=[alias])
 
 
+def named_child(parent: pulumi.Resource, **options: Any) -> pulumi.ResourceOptions:
+    """Options of a child with a fixed Docker name: a replacement must delete the old object
+    first, or Docker refuses the second object of the same name."""
+    return pulumi.ResourceOptions(parent=parent, delete_before_replace=True, **options)
+
+
 def health_gated(health_command: str) -> dict[str, Any]:
     """Container options of a long-running service: restarted with the engine, and `pulumi up`
     returns only once the health command passes."""

@@ -12,6 +12,7 @@ from components.docker_common import (
     attach_to,
     health_gated,
     megabytes,
+    named_child,
     public_file,
     published_port,
     remote_image,
@@ -50,7 +51,7 @@ class ElasticsearchNode(pulumi.ComponentResource):
         self.data_volume = docker.Volume(
             f"{node.name}-data",
             name=f"{node.name}-data",
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            opts=named_child(self, retain_on_delete=True),
         )
         ulimits = [docker.ContainerUlimitArgs(name="nofile", soft=NOFILE_LIMIT, hard=NOFILE_LIMIT)]
         if memory_lock:
@@ -81,6 +82,6 @@ class ElasticsearchNode(pulumi.ComponentResource):
             ports=ports,
             **health_gated(HEALTHCHECK.format(ca=node.tls.ca)),
             destroy_grace_seconds=STOP_GRACE_SECONDS,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=named_child(self),
         )
         self.register_outputs({"container_name": self.container.name, "data_volume": self.data_volume.name})

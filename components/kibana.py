@@ -13,6 +13,7 @@ from components.docker_common import (
     attach_to,
     health_gated,
     megabytes,
+    named_child,
     public_file,
     published_port,
     remote_image,
@@ -68,7 +69,7 @@ class KibanaPair(pulumi.ComponentResource):
                     networks_advanced=[attach_to(network_name, instance)],
                     ports=[published_port(KIBANA_PORT, host_port, bind_address)],
                     **health_gated(HEALTHCHECK),
-                    opts=pulumi.ResourceOptions(parent=self),
+                    opts=named_child(self),
                 )
             )
         self.register_outputs({"containers": [c.name for c in self.containers]})

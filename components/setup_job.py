@@ -14,7 +14,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import component_type
-from components.docker_common import ES_IMAGE, attach_to, public_file, remote_image, secret_file
+from components.docker_common import ES_IMAGE, attach_to, named_child, public_file, remote_image, secret_file
 from escluster.plan import ES_CONFIG_DIR
 from escluster.scripts import SETUP_CURL_CONFIG, SETUP_PASSWORD_BODY, curl_config_user, setup_script
 
@@ -74,7 +74,7 @@ class CertSetupJob(pulumi.ComponentResource):
             logs=True,
             must_run=False,
             restart="no",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(wait_for)),
+            opts=named_child(self, depends_on=list(wait_for)),
         )
         self.succeeded = self.container.exit_code.apply(lambda code: require_success(name, code))
         self.register_outputs({"exit_code": self.container.exit_code})

@@ -33,7 +33,12 @@ def url_host(bind_address: str) -> str:
 
 
 def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
-    network = docker.Network(f"{plan.cluster_name}-net", name=f"{plan.cluster_name}-net", driver="bridge")
+    network = docker.Network(
+        f"{plan.cluster_name}-net",
+        name=f"{plan.cluster_name}-net",
+        driver="bridge",
+        opts=pulumi.ResourceOptions(delete_before_replace=True),
+    )
     certificates = ClusterCertificates(
         f"{plan.cluster_name}-certs", plan.cluster_name, plan.nodes, plan.cert_validity_hours
     )

@@ -38,6 +38,7 @@ class Registration:
     secret_paths: set[str]
     protect: bool
     retain_on_delete: bool
+    delete_before_replace: bool
     dependencies: list[str]
 
     def input_is_secret(self, path: str) -> bool:
@@ -144,6 +145,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     secret_paths=set(_secret_paths(raw)),
                     protect=request.protect,
                     retain_on_delete=request.retainOnDelete,
+                    delete_before_replace=request.deleteBeforeReplace,
                     dependencies=list(request.dependencies),
                 )
             )

@@ -311,6 +311,13 @@ def check_deploy_order(render: Render) -> None:
     assert length <= MAX_WAIT_CHAIN, f"the longest chain of waiting resources is {length} > {MAX_WAIT_CHAIN}"
 
 
+def check_fixed_names_replace_safely(render: Render) -> None:
+    """A Docker object with a fixed name must be deleted before its replacement is created."""
+    for resource in render.of_type(CONTAINER) + render.of_type(VOLUME) + render.of_type(NETWORK):
+        if resource.inputs.get("name"):
+            assert resource.delete_before_replace, f"{resource.name}: fixed name without delete_before_replace"
+
+
 DOCKER_RULES: dict[str, Callable[[Render], None]] = {
     "discovery and bootstrap": check_discovery_and_bootstrap,
     "TLS on http and transport": check_tls_everywhere,
@@ -320,4 +327,5 @@ DOCKER_RULES: dict[str, Callable[[Render], None]] = {
     "memory limit and heap": check_memory,
     "persistent data": check_persistent_data,
     "deploy order": check_deploy_order,
+    "fixed names replace safely": check_fixed_names_replace_safely,
 }

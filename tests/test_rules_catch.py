@@ -216,6 +216,12 @@ def test_port_on_all_addresses_is_caught() -> None:
         rules.check_network_and_ports(render, "127.0.0.1")
 
 
+def test_fixed_name_replaced_create_before_delete_is_caught() -> None:
+    render = broken("dev")
+    render.named("dev-es-0").delete_before_replace = False
+    fails(rules.check_fixed_names_replace_safely, render, "dev-es-0: fixed name without delete_before_replace")
+
+
 def test_es_node_waiting_for_another_is_caught() -> None:
     render = broken("compose3")
     render.named("docker-cluster-es-1").dependencies.append(render.named("docker-cluster-es-0").urn)
