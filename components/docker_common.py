@@ -19,11 +19,11 @@ STARTUP_TIMEOUT_SECONDS = 600
 HEALTH_INTERVAL_SECONDS = 10
 
 
-def remote_image(name: str, repository: str, version: str, parent: pulumi.Resource) -> docker.RemoteImage:
-    # keep_locally: nodes on one engine share the image; deleting one resource must not pull it from the others.
-    return docker.RemoteImage(
-        name, name=f"{repository}:{version}", keep_locally=True, opts=pulumi.ResourceOptions(parent=parent)
-    )
+def remote_image(
+    name: str, repository: str, version: str, opts: pulumi.ResourceOptions | None = None
+) -> docker.RemoteImage:
+    # keep_locally: `pulumi destroy` leaves the image in the engine's cache for the next `up`.
+    return docker.RemoteImage(name, name=f"{repository}:{version}", keep_locally=True, opts=opts)
 
 
 def public_file(path: str, content: pulumi.Input[str]) -> docker.ContainerUploadArgs:

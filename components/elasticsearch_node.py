@@ -8,14 +8,12 @@ import pulumi_docker as docker
 from components import component_type
 from components.certificates import IssuedCertificate
 from components.docker_common import (
-    ES_IMAGE,
     attach_to,
     health_gated,
     megabytes,
     named_child,
     public_file,
     published_port,
-    remote_image,
     secret_file,
 )
 from escluster.plan import ELASTIC_PASSWORD_FILE, ES_CONFIG_DIR, ES_DATA_DIR, HTTP_PORT, NodePlan, render_yaml
@@ -35,17 +33,15 @@ class ElasticsearchNode(pulumi.ComponentResource):
         self,
         node: NodePlan,
         *,
-        version: str,
+        image_id: pulumi.Input[str],
         network_name: pulumi.Input[str],
         certificate: IssuedCertificate,
         ca_cert_pem: pulumi.Input[str],
         elastic_password: pulumi.Input[str],
         memory_lock: bool,
-        bind_address: str,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(component_type("ElasticsearchNode"), node.name, None, opts)
-        image = remote_image(f"{node.name}-image", ES_IMAGE, version, parent=self)
         # The data outlives the container: `pulumi destroy` and replacements leave the volume in place,
         # and its fixed name lets a later `pulumi up` mount the same data again.
         self.data_volume = docker.Volume(
@@ -58,13 +54,15 @@ class ElasticsearchNode(pulumi.ComponentResource):
             ulimits.append(docker.ContainerUlimitArgs(name="memlock", soft=UNLIMITED, hard=UNLIMITED))
         ports = []
         if node.http_host_port is not None:
-            ports.append(published_port(HTTP_PORT, node.http_host_port, bind_address))
+            ports.append(published_port(HTTP_PORT, node.http_host_port, node.bind_ip))
+        if node.transport_host_port is not None:
+            ports.append(published_port(node.transport_host_port, node.transport_host_port, node.bind_ip))
         memory = megabytes(node.memory_bytes)
         self.container = docker.Container(
             node.name,
             name=node.name,
             hostname=node.name,
-            image=image.image_id,
+            image=image_id,
             envs=[f"ES_JAVA_OPTS={node.jvm_options}", f"ELASTIC_PASSWORD_FILE={ELASTIC_PASSWORD_FILE}"],
             uploads=[
                 public_file(f"{ES_CONFIG_DIR}/elasticsearch.yml", render_yaml(node.settings)),

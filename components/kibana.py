@@ -37,14 +37,13 @@ class KibanaPair(pulumi.ComponentResource):
         network_name: pulumi.Input[str],
         ca_cert_pem: pulumi.Input[str],
         keystore: Mapping[str, pulumi.Input[str]],
-        bind_address: str,
         setup_succeeded: pulumi.Output[bool],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(component_type("KibanaPair"), name, None, opts)
         if set(keystore) != set(KIBANA_KEYSTORE_ENTRIES):
             raise ValueError(f"keystore needs exactly {sorted(KIBANA_KEYSTORE_ENTRIES)}")
-        image = remote_image(f"{name}-image", KIBANA_IMAGE, kibana.version, parent=self)
+        image = remote_image(f"{name}-image", KIBANA_IMAGE, kibana.version, pulumi.ResourceOptions(parent=self))
         memory = megabytes(kibana.memory_bytes)
         uploads = [
             public_file(f"{KIBANA_CONFIG_DIR}/kibana.yml", render_yaml(kibana.settings)),
@@ -67,7 +66,7 @@ class KibanaPair(pulumi.ComponentResource):
                     memory=memory,
                     memory_swap=memory,
                     networks_advanced=[attach_to(network_name, instance)],
-                    ports=[published_port(KIBANA_PORT, host_port, bind_address)],
+                    ports=[published_port(KIBANA_PORT, host_port, kibana.bind_ip)],
                     **health_gated(HEALTHCHECK),
                     opts=named_child(self),
                 )

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import component_type
-from components.docker_common import ES_IMAGE, attach_to, named_child, public_file, remote_image, secret_file
+from components.docker_common import attach_to, named_child, public_file, secret_file
 from escluster.plan import ES_CONFIG_DIR
 from escluster.scripts import SETUP_CURL_CONFIG, SETUP_PASSWORD_BODY, curl_config_user, setup_script
 
@@ -40,7 +40,7 @@ class CertSetupJob(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        version: str,
+        image_id: pulumi.Input[str],
         network_name: pulumi.Input[str],
         es_urls: Sequence[str],
         ca_cert_pem: pulumi.Input[str],
@@ -50,12 +50,11 @@ class CertSetupJob(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(component_type("CertSetupJob"), name, None, opts)
-        image = remote_image(f"{name}-image", ES_IMAGE, version, parent=self)
         ca_file = f"{ES_CONFIG_DIR}/certs/ca/ca.crt"
         self.container = docker.Container(
             name,
             name=name,
-            image=image.image_id,
+            image=image_id,
             command=["bash", "-c", setup_script(es_urls, ca_file)],
             uploads=[
                 public_file(ca_file, ca_cert_pem),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
@@ -34,6 +35,8 @@ KIBANA_MEMORY_FLOOR_BYTES = 1 * GIB
 MIN_PASSWORD_LENGTH = 6
 MAX_NODE_NAME_LENGTH = 63
 
+ENGINE_SCHEMES = ("unix", "ssh", "tcp")
+PORT_BLOCK = 10
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _VERSION = re.compile(r"^(?P<major>[0-9]+)\.(?P<minor>[0-9]+)\.(?P<patch>[0-9]+)$")
 
@@ -69,6 +72,24 @@ def _ip_address(value: str) -> str:
         raise ValueError(f"{value!r} is not an IP address") from None
 
 
+def _host_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    if len(value) > 253 or not all(_DNS_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+        raise ValueError(f"{value!r} is neither an IP address nor a DNS name") from None
+    return value
+
+
+def _engine_url(value: str) -> str:
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ENGINE_SCHEMES or not rest:
+        raise ValueError(f"{value!r} is not a Docker engine URL (unix://, ssh:// or tcp://)")
+    return value
+
+
 def version_tuple(version: str) -> tuple[int, int, int]:
     major, minor, patch = version.split(".")
     return int(major), int(minor), int(patch)
@@ -80,7 +101,20 @@ Size = Annotated[int, BeforeValidator(_size), PlainSerializer(jvm_size, return_t
 Version = Annotated[str, AfterValidator(_version)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 IPAddress = Annotated[str, AfterValidator(_ip_address)]
+HostAddress = Annotated[str, AfterValidator(_host_address)]
+EngineUrl = Annotated[str, AfterValidator(_engine_url)]
 Password = Annotated[SecretStr, Field(min_length=MIN_PASSWORD_LENGTH)]
+
+
+@dataclass(frozen=True)
+class NodeSlot:
+    """A node's place: its name, group, Docker host (None: the local engine) and published host ports."""
+
+    name: str
+    group_index: int
+    host: str | None
+    http_port: int | None
+    transport_port: int | None
 
 
 class Target(enum.StrEnum):
@@ -123,6 +157,10 @@ class NodeGroup(Strict):
     placement: list[DnsLabel] = Field(
         default_factory=list,
         description="Hosts or swarm nodes the group's nodes go to, in turn (targets that place nodes).",
+    )
+    http_port: Port | None = Field(None, description="Across hosts: first host port for the group's HTTP on each host.")
+    transport_port: Port | None = Field(
+        None, description="Across hosts: first host port for the group's transport on each host."
     )
 
     @property
@@ -169,6 +207,27 @@ class Cluster(Strict):
         None,
         description="`bootstrap.memory_lock`; default on for `docker` (memlock ulimit -1), off elsewhere.",
     )
+    initial_master_nodes: list[str] | None = Field(
+        None,
+        description="Node names that bootstrap the cluster and seed discovery; default every master-eligible node.",
+    )
+    bootstrapped: bool = Field(
+        False, description="Set after the first `up`: no node gets `cluster.initial_master_nodes` any more."
+    )
+
+    def node_names(self, master_eligible_only: bool = False) -> list[str]:
+        return [
+            f"{self.name}-{group.name}-{index}"
+            for group in self.node_groups
+            if group.master_eligible or not master_eligible_only
+            for index in range(group.count)
+        ]
+
+    @property
+    def bootstrap_masters(self) -> list[str]:
+        if self.initial_master_nodes is not None:
+            return list(self.initial_master_nodes)
+        return self.node_names(master_eligible_only=True)
 
     @property
     def node_count(self) -> int:
@@ -198,7 +257,33 @@ class Cluster(Strict):
             )
         if self.single_node and self.node_count > 1:
             raise ValueError(f"single_node: single-node mode needs exactly one node, the cluster has {self.node_count}")
+        self._check_bootstrap()
         return self
+
+    def _check_bootstrap(self) -> None:
+        listed = self.initial_master_nodes
+        if listed is None:
+            if self.bootstrapped and not self.is_single_node:
+                raise ValueError(
+                    "initial_master_nodes: a bootstrapped cluster needs the list pinned (it seeds discovery); "
+                    f"set it to the masters of the first `up`, such as {self.node_names(master_eligible_only=True)}"
+                )
+            return
+        if self.is_single_node:
+            raise ValueError("initial_master_nodes: a single-node cluster bootstraps alone; remove the list")
+        masters = self.node_names(master_eligible_only=True)
+        if not listed:
+            raise ValueError("initial_master_nodes: the list is empty")
+        if len(set(listed)) != len(listed):
+            raise ValueError("initial_master_nodes: a node is listed twice")
+        if len(listed) > len(masters):
+            raise ValueError(
+                f"initial_master_nodes: lists {len(listed)} nodes but the cluster has only "
+                f"{len(masters)} master-eligible nodes"
+            )
+        for name in listed:
+            if name not in masters:
+                raise ValueError(f"initial_master_nodes: {name!r} is not a master-eligible node ({masters})")
 
 
 class Security(Strict):
@@ -220,6 +305,7 @@ class Kibana(Strict):
         5601, description="Published host port of the first instance; the next ones take the following ports."
     )
     version: Version | None = Field(None, description="Kibana release; default the cluster's version.")
+    host: DnsLabel | None = Field(None, description="Docker host that runs Kibana; default the first host.")
 
     @model_validator(mode="after")
     def _check(self) -> Kibana:
@@ -235,8 +321,25 @@ class Kibana(Strict):
 class Exposure(Strict):
     bind_address: IPAddress = Field("127.0.0.1", description="Host address published ports are bound to.")
     http_port: Port | None = Field(
-        9200, description="Published host port of the first node's HTTP API; null publishes none."
+        9200, description="Published host port of the first node's HTTP API (across hosts: of every node)."
     )
+    transport_port: Port = Field(9300, description="Across hosts: first published transport port on each host.")
+
+
+class DockerHost(Strict):
+    name: DnsLabel = Field(description="Host name used by `placement` and `kibana.host`.")
+    engine: EngineUrl = Field(description="Docker engine: `ssh://user@host`, `tcp://host:2376` or `unix://…`.")
+    address: HostAddress = Field(description="Address other hosts and clients reach this host at.")
+    cert_path: str | None = Field(
+        None, description="Directory with `ca.pem`, `cert.pem`, `key.pem` for a `tcp://` engine (required there)."
+    )
+    ssh_opts: list[str] = Field(default_factory=list, description="Extra ssh options for an `ssh://` engine.")
+
+    @model_validator(mode="after")
+    def _check(self) -> DockerHost:
+        if self.engine.startswith("tcp://") and not self.cert_path:
+            raise ValueError("cert_path: a tcp:// engine needs TLS material (an open engine port is root on the host)")
+        return self
 
 
 class StackConfig(Strict):
@@ -245,6 +348,9 @@ class StackConfig(Strict):
     security: Security = Field(default_factory=Security)
     kibana: Kibana = Field(default_factory=Kibana)
     exposure: Exposure = Field(default_factory=Exposure)
+    docker_hosts: list[DockerHost] = Field(
+        default_factory=list, description="Docker hosts of a cluster across servers; empty: the local engine."
+    )
 
     @property
     def kibana_version(self) -> str:
@@ -256,11 +362,55 @@ class StackConfig(Strict):
             return self.cluster.memory_lock
         return self.target is Target.docker
 
-    def published_host_ports(self) -> list[tuple[str, int]]:
-        """Every host port the stack publishes, with the config key that asks for it."""
-        ports = [("kibana.port", self.kibana.port + i) for i in range(self.kibana.replicas)]
-        if self.exposure.http_port is not None:
-            ports.insert(0, ("exposure.http_port", self.exposure.http_port))
+    @property
+    def across_hosts(self) -> bool:
+        return bool(self.docker_hosts)
+
+    @property
+    def kibana_host(self) -> DockerHost | None:
+        if not self.docker_hosts:
+            return None
+        wanted = self.kibana.host or self.docker_hosts[0].name
+        return next(host for host in self.docker_hosts if host.name == wanted)
+
+    def node_slots(self) -> list[NodeSlot]:
+        """Where each node runs and which host ports it publishes.
+
+        Nodes go to their group's placement (or every host) in turn. Across hosts, a group's nodes on one
+        host take consecutive ports from the group's first port, so adding a node or a group never moves
+        an existing node to another port.
+        """
+        hosts = [host.name for host in self.docker_hosts]
+        http_base, transport_base = self.exposure.http_port, self.exposure.transport_port
+        slots: list[NodeSlot] = []
+        for group_index, group in enumerate(self.cluster.node_groups):
+            targets = group.placement or hosts
+            on_host: dict[str, int] = {}
+            for index in range(group.count):
+                name = f"{self.cluster.name}-{group.name}-{index}"
+                if not targets:
+                    # One engine: the first node of the cluster publishes HTTP, transport stays inside.
+                    slots.append(NodeSlot(name, group_index, None, http_base if not slots else None, None))
+                    continue
+                host = targets[index % len(targets)]
+                nth = on_host[host] = on_host.get(host, -1) + 1
+                http = group.http_port or (http_base + PORT_BLOCK * group_index if http_base else None)
+                transport = group.transport_port or transport_base + PORT_BLOCK * group_index
+                slots.append(NodeSlot(name, group_index, host, http + nth if http else None, transport + nth))
+        return slots
+
+    def published_host_ports(self) -> list[tuple[str, str | None, int]]:
+        """Every published (host, port), with the config key that asks for it (host None: the local engine)."""
+        ports: list[tuple[str, str | None, int]] = []
+        for slot in self.node_slots():
+            group_key = f"cluster.node_groups[{slot.group_index}]"
+            if slot.http_port is not None:
+                key = f"{group_key}.http_port" if self.across_hosts else "exposure.http_port"
+                ports.append((key, slot.host, slot.http_port))
+            if slot.transport_port is not None:
+                ports.append((f"{group_key}.transport_port", slot.host, slot.transport_port))
+        kibana_host = self.kibana_host.name if self.kibana_host else None
+        ports += [("kibana.port", kibana_host, self.kibana.port + i) for i in range(self.kibana.replicas)]
         return ports
 
     @model_validator(mode="after")
@@ -275,15 +425,30 @@ class StackConfig(Strict):
         if self.target is Target.swarm and self.cluster.memory_lock:
             raise ValueError("cluster.memory_lock: Swarm services cannot set the memlock ulimit; leave it off")
         if self.target is Target.docker:
-            for index, group in enumerate(self.cluster.node_groups):
-                if group.placement:
-                    raise ValueError(
-                        f"cluster.node_groups[{index}].placement: the docker target runs on one engine "
-                        "and places nothing; remove placement"
-                    )
-        owners: dict[int, str] = {}
-        for key, port in self.published_host_ports():
-            if port in owners:
-                raise ValueError(f"{key}: host port {port} is already published by {owners[port]}")
-            owners[port] = key
+            self._check_docker_hosts()
+        owners: dict[tuple[str | None, int], str] = {}
+        for key, host, port in self.published_host_ports():
+            where = f" on {host}" if host else ""
+            if (host, port) in owners:
+                raise ValueError(f"{key}: host port {port}{where} is already published by {owners[host, port]}")
+            owners[host, port] = key
         return self
+
+    def _check_docker_hosts(self) -> None:
+        names = [host.name for host in self.docker_hosts]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"docker_hosts[{index}].name: {name!r} is used by another host")
+        for index, group in enumerate(self.cluster.node_groups):
+            key = f"cluster.node_groups[{index}]"
+            for place_index, place in enumerate(group.placement):
+                if not names:
+                    raise ValueError(f"{key}.placement: nodes are placed on docker_hosts; define docker_hosts first")
+                if place not in names:
+                    raise ValueError(f"{key}.placement[{place_index}]: {place!r} is not a docker host ({names})")
+            if not names and (group.http_port or group.transport_port):
+                raise ValueError(f"{key}: http_port and transport_port are for clusters across docker_hosts")
+        if self.kibana.host is not None and self.kibana.host not in names:
+            raise ValueError(f"kibana.host: {self.kibana.host!r} is not a docker host ({names})")
+        if names and self.exposure.http_port is None:
+            raise ValueError("exposure.http_port: across hosts, Kibana reaches the nodes on published HTTP ports")

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import yaml
 
-from escluster.config import StackConfig
+from escluster.config import DockerHost, NodeSlot, StackConfig
 from escluster.units import jvm_size
 
 ES_HOME = "/usr/share/elasticsearch"
@@ -26,9 +26,11 @@ HTTP_PORT = 9200
 TRANSPORT_PORT = 9300
 KIBANA_PORT = 5601
 KIBANA_USER = "kibana_system"
+LOOPBACK_IPS = ("127.0.0.1", "::1")
 
 SettingValue = str | int | bool | list[str]
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# libyaml's emitter where PyYAML was built with it: the same output, many times faster.
+_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,22 @@ class TlsFiles:
 
 
 @dataclass(frozen=True)
+class HostPlan:
+    """A Docker engine of a cluster across servers."""
+
+    name: str
+    engine: str
+    address: str
+    cert_path: str | None
+    ssh_opts: tuple[str, ...]
+
+    @property
+    def bind_ip(self) -> str:
+        """Published ports listen on the host's address, or on every address when it is a DNS name."""
+        return self.address if _is_ip(self.address) else "0.0.0.0"
+
+
+@dataclass(frozen=True)
 class NodePlan:
     name: str
     group: str
@@ -62,7 +80,12 @@ class NodePlan:
     dns_names: tuple[str, ...]
     ip_addresses: tuple[str, ...]
     settings: Mapping[str, SettingValue]
+    host: HostPlan | None
+    # Host ports; the container's transport port equals its published one (seed 000: `transport.port`).
     http_host_port: int | None
+    transport_host_port: int | None
+    bind_ip: str
+    url: str
 
     @property
     def jvm_options(self) -> str:
@@ -70,8 +93,9 @@ class NodePlan:
         return f"-Xms{size} -Xmx{size}"
 
     @property
-    def https_url(self) -> str:
-        return f"https://{self.name}:{HTTP_PORT}"
+    def public_address(self) -> str:
+        """Where clients outside Docker reach the node's published ports."""
+        return self.host.address if self.host else self.bind_ip
 
 
 @dataclass(frozen=True)
@@ -79,9 +103,15 @@ class KibanaPlan:
     names: tuple[str, ...]
     version: str
     memory_bytes: int
+    host: HostPlan | None
     host_ports: tuple[int, ...]
+    bind_ip: str
     ca_file: str
     settings: Mapping[str, SettingValue]
+
+    @property
+    def public_address(self) -> str:
+        return self.host.address if self.host else self.bind_ip
 
 
 @dataclass(frozen=True)
@@ -90,59 +120,75 @@ class ClusterPlan:
     version: str
     nodes: tuple[NodePlan, ...]
     kibana: KibanaPlan
-    bind_address: str
+    hosts: tuple[HostPlan, ...]
     memory_lock: bool
     cert_validity_hours: int
     single_node: bool
-    seed_hosts: tuple[str, ...] = field(default=())
-    initial_master_nodes: tuple[str, ...] = field(default=())
+    seed_hosts: tuple[str, ...]
+    initial_master_nodes: tuple[str, ...]
 
     @property
     def http_exposed_node(self) -> NodePlan | None:
         return next((node for node in self.nodes if node.http_host_port is not None), None)
 
+    @property
+    def es_urls(self) -> tuple[str, ...]:
+        return tuple(node.url for node in self.nodes)
 
-def node_name(cluster: str, group: str, index: int) -> str:
-    return f"{cluster}-{group}-{index}"
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_plan(host: DockerHost) -> HostPlan:
+    return HostPlan(host.name, host.engine, host.address, host.cert_path, tuple(host.ssh_opts))
 
 
 def build_plan(config: StackConfig) -> ClusterPlan:
     cluster = config.cluster
-    members = [
-        (group, node_name(cluster.name, group.name, index))
-        for group in cluster.node_groups
-        for index in range(group.count)
-    ]
-    masters = tuple(name for group, name in members if group.master_eligible)
+    hosts = {host.name: _host_plan(host) for host in config.docker_hosts}
+    slots = config.node_slots()
+    groups = cluster.node_groups
     single_node = cluster.is_single_node
-    # Multi-node clusters find each other through the master-eligible nodes; a new cluster
-    # bootstraps from exactly those, the same list on every master-eligible node.
-    seed_hosts: tuple[str, ...] = () if single_node else masters
-    initial_masters: tuple[str, ...] = () if single_node else masters
-    http_exposed_node = members[0][1] if config.exposure.http_port is not None else None
-    bind_address = ipaddress.ip_address(config.exposure.bind_address)
+    by_name = {slot.name: slot for slot in slots}
+    # Discovery is seeded by the nodes that bootstrap the cluster: a pinned list, so adding a node
+    # later changes no existing node's seeds.
+    seed_hosts = () if single_node else tuple(_seed_address(by_name[n], hosts) for n in cluster.bootstrap_masters)
+    initial_masters = () if single_node or cluster.bootstrapped else tuple(cluster.bootstrap_masters)
 
     nodes = []
-    for group, name in members:
-        tls = TlsFiles.under(ES_CONFIG_DIR, name)
+    for slot in slots:
+        group = groups[slot.group_index]
+        host = hosts[slot.host] if slot.host else None
+        bind_ip = host.bind_ip if host else config.exposure.bind_address
+        tls = TlsFiles.under(ES_CONFIG_DIR, slot.name)
         settings: dict[str, SettingValue] = {
             "cluster.name": cluster.name,
-            "node.name": name,
+            "node.name": slot.name,
             "node.roles": [str(role) for role in group.roles],
             "network.host": "0.0.0.0",
             "bootstrap.memory_lock": config.memory_lock,
             "path.data": ES_DATA_DIR,
             **_security_settings(tls),
         }
+        if host is not None and slot.transport_port is not None:
+            # Other hosts reach this node at its host's address and published port.
+            settings["network.publish_host"] = host.address
+            settings["transport.port"] = slot.transport_port
         if single_node:
             settings["discovery.type"] = "single-node"
         else:
             settings["discovery.seed_hosts"] = list(seed_hosts)
-            if group.master_eligible:
+            if group.master_eligible and initial_masters:
                 settings["cluster.initial_master_nodes"] = list(initial_masters)
+        published = [host.address] if host else ([bind_ip] if slot.http_port is not None else [])
         nodes.append(
             NodePlan(
-                name=name,
+                name=slot.name,
                 group=group.name,
                 roles=tuple(str(role) for role in group.roles),
                 master_eligible=group.master_eligible,
@@ -150,19 +196,24 @@ def build_plan(config: StackConfig) -> ClusterPlan:
                 heap_bytes=group.heap_bytes,
                 storage_bytes=group.storage,
                 tls=tls,
-                dns_names=(name, "localhost"),
-                ip_addresses=_node_ips(bind_address if name == http_exposed_node else None),
+                dns_names=(slot.name, "localhost", *(a for a in published if not _is_ip(a))),
+                ip_addresses=_ips(published),
                 settings=settings,
-                http_host_port=config.exposure.http_port if name == http_exposed_node else None,
+                host=host,
+                http_host_port=slot.http_port,
+                transport_host_port=slot.transport_port,
+                bind_ip=bind_ip,
+                url=f"https://{host.address}:{slot.http_port}" if host else f"https://{slot.name}:{HTTP_PORT}",
             )
         )
 
+    kibana_host = hosts[config.kibana_host.name] if config.kibana_host else None
     return ClusterPlan(
         cluster_name=cluster.name,
         version=cluster.version,
         nodes=tuple(nodes),
-        kibana=_kibana_plan(config, tuple(node.https_url for node in nodes)),
-        bind_address=config.exposure.bind_address,
+        kibana=_kibana_plan(config, kibana_host, tuple(node.url for node in nodes)),
+        hosts=tuple(hosts.values()),
         memory_lock=config.memory_lock,
         cert_validity_hours=config.security.cert_validity_days * 24,
         single_node=single_node,
@@ -171,11 +222,18 @@ def build_plan(config: StackConfig) -> ClusterPlan:
     )
 
 
-def _node_ips(published_on: IPAddress | None) -> tuple[str, ...]:
-    """Loopback addresses, and the host address the node's HTTP port is published on."""
-    ips = ["127.0.0.1", "::1"]
-    if published_on is not None and not published_on.is_unspecified and str(published_on) not in ips:
-        ips.append(str(published_on))
+def _seed_address(slot: NodeSlot, hosts: Mapping[str, HostPlan]) -> str:
+    if slot.host is None:
+        return slot.name  # the node's network alias on the shared Docker network
+    return f"{hosts[slot.host].address}:{slot.transport_port}"
+
+
+def _ips(published: list[str]) -> tuple[str, ...]:
+    """Loopback addresses, and the host address the node is published on (not 0.0.0.0 or ::)."""
+    ips = list(LOOPBACK_IPS)
+    for address in published:
+        if _is_ip(address) and not ipaddress.ip_address(address).is_unspecified and address not in ips:
+            ips.append(address)
     return tuple(ips)
 
 
@@ -184,8 +242,8 @@ def _security_settings(tls: TlsFiles) -> dict[str, SettingValue]:
         "xpack.security.enabled": True,
         "xpack.security.enrollment.enabled": False,
         "xpack.license.self_generated.type": "basic",
-        # Transport peers dial each other by container address, which no certificate names:
-        # check the chain, not the host name (as Elastic's compose does).
+        # Transport peers dial each other by container or host address, which not every certificate
+        # names: check the chain, not the host name (as Elastic's compose does).
         "xpack.security.transport.ssl.verification_mode": "certificate",
     }
     for layer in ("http", "transport"):
@@ -199,7 +257,7 @@ def _security_settings(tls: TlsFiles) -> dict[str, SettingValue]:
     return settings
 
 
-def _kibana_plan(config: StackConfig, es_urls: tuple[str, ...]) -> KibanaPlan:
+def _kibana_plan(config: StackConfig, host: HostPlan | None, es_urls: tuple[str, ...]) -> KibanaPlan:
     ca_file = f"{KIBANA_CONFIG_DIR}/certs/ca/ca.crt"
     settings: dict[str, SettingValue] = {
         "server.host": "0.0.0.0",
@@ -215,7 +273,9 @@ def _kibana_plan(config: StackConfig, es_urls: tuple[str, ...]) -> KibanaPlan:
         names=tuple(f"{config.cluster.name}-kibana-{i}" for i in range(config.kibana.replicas)),
         version=config.kibana_version,
         memory_bytes=config.kibana.memory,
+        host=host,
         host_ports=tuple(config.kibana.port + i for i in range(config.kibana.replicas)),
+        bind_ip=host.bind_ip if host else config.exposure.bind_address,
         ca_file=ca_file,
         settings=settings,
     )
@@ -223,4 +283,4 @@ def _kibana_plan(config: StackConfig, es_urls: tuple[str, ...]) -> KibanaPlan:
 
 def render_yaml(settings: Mapping[str, SettingValue]) -> str:
     """`elasticsearch.yml` / `kibana.yml` content: flat dotted keys, sorted for stable diffs."""
-    return yaml.safe_dump(dict(settings), sort_keys=True, default_flow_style=False)
+    return yaml.dump(dict(settings), Dumper=_SafeDumper, sort_keys=True, default_flow_style=False)

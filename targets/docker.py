@@ -1,4 +1,4 @@
-"""The `docker` target: a cluster on one Docker engine (the `dev` stack)."""
+"""The `docker` target: a cluster on the local engine (`dev`) or across several Docker hosts (`lab`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ import pulumi_docker as docker
 
 from components.certificates import ClusterCertificates
 from components.credentials import StackCredentials
+from components.docker_common import ES_IMAGE, remote_image
 from components.elasticsearch_node import ElasticsearchNode
 from components.kibana import KibanaPair
 from components.setup_job import CertSetupJob
-from escluster.plan import ClusterPlan
+from escluster.plan import ClusterPlan, HostPlan
 from escluster.scripts import KIBANA_KEYSTORE_ENTRIES
+
+LOCAL_ENGINE = "local"
 
 
 @dataclass(frozen=True)
@@ -25,20 +28,51 @@ class StackOutputs:
     elastic_password: pulumi.Output[str]
 
 
-def url_host(bind_address: str) -> str:
-    address = ipaddress.ip_address(bind_address)
-    if address.is_unspecified:
+@dataclass(frozen=True)
+class Engine:
+    """Where resources of one Docker engine go: its provider (None: the default) and its network."""
+
+    options: pulumi.ResourceOptions
+    network: docker.Network
+    # Every ES node on the engine, and the setup job, run from one pulled image.
+    es_image: docker.RemoteImage
+
+
+def url_host(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.is_unspecified:
         return "localhost"
-    return f"[{address}]" if address.version == 6 else str(address)
+    return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+def engine_for(plan: ClusterPlan, host: HostPlan | None) -> Engine:
+    options = pulumi.ResourceOptions()
+    suffix = ""
+    if host is not None:
+        provider = docker.Provider(
+            f"docker-{host.name}", host=host.engine, cert_path=host.cert_path, ssh_opts=list(host.ssh_opts) or None
+        )
+        options = pulumi.ResourceOptions(providers=[provider])
+        suffix = f"-{host.name}"
+    network = docker.Network(
+        f"{plan.cluster_name}-net{suffix}",
+        name=f"{plan.cluster_name}-net",
+        driver="bridge",
+        opts=pulumi.ResourceOptions.merge(options, pulumi.ResourceOptions(delete_before_replace=True)),
+    )
+    es_image = remote_image(f"{plan.cluster_name}-es-image{suffix}", ES_IMAGE, plan.version, options)
+    return Engine(options, network, es_image)
 
 
 def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
-    network = docker.Network(
-        f"{plan.cluster_name}-net",
-        name=f"{plan.cluster_name}-net",
-        driver="bridge",
-        opts=pulumi.ResourceOptions(delete_before_replace=True),
-    )
+    engines = {host.name: engine_for(plan, host) for host in plan.hosts} or {LOCAL_ENGINE: engine_for(plan, None)}
+
+    def engine_of(host: HostPlan | None) -> Engine:
+        return engines[host.name if host else LOCAL_ENGINE]
+
     certificates = ClusterCertificates(
         f"{plan.cluster_name}-certs", plan.cluster_name, plan.nodes, plan.cert_validity_hours
     )
@@ -46,31 +80,33 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
     nodes = [
         ElasticsearchNode(
             node,
-            version=plan.version,
-            network_name=network.name,
+            image_id=engine_of(node.host).es_image.image_id,
+            network_name=engine_of(node.host).network.name,
             certificate=certificates.node_certificates[node.name],
             ca_cert_pem=certificates.ca_cert_pem,
             elastic_password=credentials.elastic_password,
             memory_lock=plan.memory_lock,
-            bind_address=plan.bind_address,
+            opts=engine_of(node.host).options,
         )
         for node in plan.nodes
     ]
+    kibana_engine = engine_of(plan.kibana.host)
     setup = CertSetupJob(
         f"{plan.cluster_name}-setup",
-        version=plan.version,
-        network_name=network.name,
-        es_urls=[node.https_url for node in plan.nodes],
+        image_id=kibana_engine.es_image.image_id,
+        network_name=kibana_engine.network.name,
+        es_urls=plan.es_urls,
         ca_cert_pem=certificates.ca_cert_pem,
         elastic_password=credentials.elastic_password,
         kibana_system_password=credentials.kibana_system_password,
         wait_for=[node.container for node in nodes],
+        opts=kibana_engine.options,
     )
     keys = credentials.kibana_encryption_keys
     KibanaPair(
         f"{plan.cluster_name}-kibana",
         plan.kibana,
-        network_name=network.name,
+        network_name=kibana_engine.network.name,
         ca_cert_pem=certificates.ca_cert_pem,
         keystore=dict(
             zip(
@@ -79,14 +115,13 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
                 strict=True,
             )
         ),
-        bind_address=plan.bind_address,
         setup_succeeded=setup.succeeded,
+        opts=kibana_engine.options,
     )
-    host = url_host(plan.bind_address)
     exposed = plan.http_exposed_node
     return StackOutputs(
-        elasticsearch_url=f"https://{host}:{exposed.http_host_port}" if exposed else None,
-        kibana_url=f"http://{host}:{plan.kibana.host_ports[0]}",
+        elasticsearch_url=f"https://{url_host(exposed.public_address)}:{exposed.http_host_port}" if exposed else None,
+        kibana_url=f"http://{url_host(plan.kibana.public_address)}:{plan.kibana.host_ports[0]}",
         ca_certificate=certificates.ca_cert_pem,
         elastic_password=credentials.elastic_password,
     )

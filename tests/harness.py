@@ -40,6 +40,7 @@ class Registration:
     retain_on_delete: bool
     delete_before_replace: bool
     dependencies: list[str]
+    provider: str
 
     def input_is_secret(self, path: str) -> bool:
         """True when the input at `path` (dots and [i]) or a value inside it is a secret."""
@@ -105,7 +106,8 @@ def _fake_outputs(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
     if args.typ == "random:index/randomPassword:RandomPassword":
         return {"result": f"generated-{name}"}
     if args.typ == "docker:index/remoteImage:RemoteImage":
-        return {"image_id": f"sha256:{name}", "repo_digest": args.inputs.get("name", "")}
+        # The id follows the image reference, as a real pull's does: a new version is a new id.
+        return {"image_id": f"sha256:{args.inputs['name']}", "repo_digest": args.inputs.get("name", "")}
     if args.typ == "docker:index/container:Container" and args.inputs.get("attach"):
         return {"exit_code": 0}
     return {}
@@ -146,6 +148,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     protect=request.protect,
                     retain_on_delete=request.retainOnDelete,
                     delete_before_replace=request.deleteBeforeReplace,
+                    provider=request.provider,
                     dependencies=list(request.dependencies),
                 )
             )

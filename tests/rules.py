@@ -49,7 +49,7 @@ def upload_index(container: Registration, path: str) -> int:
 def image_of(render: Render, container: Registration) -> str:
     image_id = container.inputs["image"]
     for image in render.of_type("docker:index/remoteImage:RemoteImage"):
-        if f"sha256:{image.name}" == image_id:
+        if f"sha256:{image.inputs['name']}" == image_id:
             return str(image.inputs["name"])
     raise AssertionError(f"{container.name}: image {image_id} is not a RemoteImage of this stack")
 
@@ -68,6 +68,17 @@ def es_settings(container: Registration) -> dict[str, Any]:
     settings = yaml.safe_load(uploads(container)[ES_CONFIG])
     assert isinstance(settings, dict)
     return settings
+
+
+def kibana_settings(container: Registration) -> dict[str, Any]:
+    settings = yaml.safe_load(uploads(container)[KIBANA_CONFIG])
+    assert isinstance(settings, dict)
+    return settings
+
+
+def published_ports(container: Registration) -> dict[int, int]:
+    """Container port → host port."""
+    return {int(p["internal"]): int(p["external"]) for p in container.inputs.get("ports", [])}
 
 
 def env(container: Registration) -> dict[str, str]:
@@ -117,6 +128,12 @@ def check_discovery_and_bootstrap(render: Render) -> None:
     electable = [s for s in settings.values() if "master" in roles(s) and "voting_only" not in roles(s)]
     assert electable, "no master-eligible node that is not voting-only"
     addresses = {a for c in nodes for a in aliases(c)} | set(names)
+    # Across hosts a seed is `publish_host:transport.port` of a node.
+    transport_addresses = {
+        f"{s['network.publish_host']}:{s.get('transport.port', 9300)}"
+        for s in settings.values()
+        if "network.publish_host" in s
+    }
     bootstrap_lists = set()
     for name, s in settings.items():
         single = s.get("discovery.type") == "single-node"
@@ -127,8 +144,7 @@ def check_discovery_and_bootstrap(render: Render) -> None:
         seeds = s.get("discovery.seed_hosts")
         assert seeds, f"{name}: multi-node cluster without discovery.seed_hosts"
         for seed in seeds:
-            host = str(seed).rsplit(":", 1)[0] if str(seed).count(":") == 1 else str(seed)
-            assert host in addresses, f"{name}: seed host {seed} is not the address of any node"
+            assert seed in addresses | transport_addresses, f"{name}: seed host {seed} is not the address of any node"
         initial = s.get("cluster.initial_master_nodes")
         if initial is not None:
             assert "master" in roles(s), f"{name}: cluster.initial_master_nodes on a node that is not master-eligible"
@@ -216,16 +232,21 @@ def check_no_plain_secrets(render: Render) -> None:
 def check_kibana_pairing(render: Render) -> None:
     kibanas = kibana_containers(render)
     assert kibanas, "no Kibana container"
-    es_names = {es_settings(c)["node.name"] for c in es_containers(render)}
+    es_urls = {f"https://{es_settings(c)['node.name']}:9200" for c in es_containers(render)}
+    for container in es_containers(render):
+        publish_host = es_settings(container).get("network.publish_host")
+        for port in container.inputs.get("ports", []):
+            if publish_host and port["internal"] == 9200:
+                es_urls.add(f"https://{publish_host}:{int(port['external'])}")
     for container in kibanas:
-        settings = yaml.safe_load(uploads(container)[KIBANA_CONFIG])
+        settings = kibana_settings(container)
         assert settings.get("elasticsearch.username") == "kibana_system", f"{container.name}: not kibana_system"
         assert "elasticsearch.password" not in settings, f"{container.name}: password in kibana.yml"
         hosts = settings.get("elasticsearch.hosts", [])
         assert hosts, f"{container.name}: no elasticsearch.hosts"
         for host in hosts:
             assert host.startswith("https://"), f"{container.name}: talks plain http to {host}"
-            assert host.removeprefix("https://").rsplit(":", 1)[0] in es_names, f"{container.name}: {host} is no node"
+            assert host in es_urls, f"{container.name}: {host} is no node's HTTPS address"
         for ca in settings.get("elasticsearch.ssl.certificateAuthorities", []) or [None]:
             assert ca and uploads(container).get(ca), f"{container.name}: Kibana does not trust the cluster CA"
 
@@ -273,6 +294,39 @@ def check_network_and_ports(render: Render, bind_address: str = "127.0.0.1") -> 
         assert container.inputs.get("networkMode") in (None, "bridge"), f"{container.name}: unexpected network mode"
         for port in container.inputs.get("ports", []):
             assert port.get("ip") == bind_address, f"{container.name}: port {port} not bound to {bind_address}"
+
+
+def provider_hosts(render: Render) -> dict[str, str]:
+    """Provider reference (urn::id) → its Docker engine URL."""
+    return {
+        f"{p.urn}::{p.name}-id": str(p.inputs.get("host"))
+        for p in render.resources
+        if p.type == "pulumi:providers:docker"
+    }
+
+
+def check_across_hosts(render: Render, address_of_engine: dict[str, str]) -> None:
+    """Each node publishes its host's address, transport port and HTTP port on that host; its network
+    lives on the same engine."""
+    engines = provider_hosts(render)
+    networks = {(n.provider, n.inputs.get("name")) for n in render.of_type(NETWORK)}
+    for container in es_containers(render) + kibana_containers(render):
+        assert container.provider in engines, f"{container.name}: not placed on a configured Docker host"
+        address = address_of_engine[engines[container.provider]]
+        for network in container.inputs.get("networksAdvanced", []):
+            assert (container.provider, network["name"]) in networks, f"{container.name}: network on another engine"
+        for port in container.inputs.get("ports", []):
+            assert port.get("ip") in (address, "0.0.0.0"), f"{container.name}: port {port} not on host {address}"
+    for container in es_containers(render):
+        s = es_settings(container)
+        address = address_of_engine[engines[container.provider]]
+        assert s.get("network.publish_host") == address, f"{container.name}: publish_host is not {address}"
+        published = published_ports(container)
+        transport = int(s.get("transport.publish_port", s.get("transport.port", 9300)))
+        assert published.get(int(s.get("transport.port", 9300))) == transport, (
+            f"{container.name}: published transport port differs from transport.port / transport.publish_port"
+        )
+        assert 9200 in published, f"{container.name}: HTTP not published for the other hosts"
 
 
 # ---- deploy order ----------------------------------------------------------------------------

@@ -223,9 +223,7 @@ def test_password_not_stored_as_secret() -> None:
 
 
 def test_placement_on_single_engine_target() -> None:
-    fails_with(
-        with_group(placement=["host-a"]), "cluster.node_groups[0].placement: the docker target runs on one engine"
-    )
+    fails_with(with_group(placement=["host-a"]), "cluster.node_groups[0].placement: nodes are placed on docker_hosts")
 
 
 def test_memory_lock_on_swarm() -> None:

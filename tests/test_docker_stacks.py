@@ -16,8 +16,13 @@ def test_stack_satisfies_rule(stack_render: Render, rule: str) -> None:
 
 
 def test_ports_bound_to_the_configured_address(stack_render: Render) -> None:
-    exposure = read_stack_config(stack_render.stack).get(f"{PROJECT}:exposure", {})
-    rules.check_network_and_ports(stack_render, str(exposure.get("bind_address", "127.0.0.1")))
+    config = read_stack_config(stack_render.stack)
+    hosts = config.get(f"{PROJECT}:docker_hosts")
+    if hosts:
+        rules.check_across_hosts(stack_render, {h["engine"]: h["address"] for h in hosts})
+    else:
+        exposure = config.get(f"{PROJECT}:exposure", {})
+        rules.check_network_and_ports(stack_render, str(exposure.get("bind_address", "127.0.0.1")))
 
 
 def test_docker_inputs_match_provider_schema(stack_render: Render) -> None:
@@ -31,7 +36,7 @@ def test_docker_inputs_match_provider_schema(stack_render: Render) -> None:
 
 
 def test_example_stacks_exist() -> None:
-    assert {"dev", "compose3"} <= set(stacks_in_repo())
+    assert {"dev", "lab", "compose3"} <= set(stacks_in_repo())
 
 
 def test_dev_stack_is_one_node_and_kibana_on_loopback() -> None:

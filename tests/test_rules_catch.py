@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -220,6 +221,33 @@ def test_fixed_name_replaced_create_before_delete_is_caught() -> None:
     render = broken("dev")
     render.named("dev-es-0").delete_before_replace = False
     fails(rules.check_fixed_names_replace_safely, render, "dev-es-0: fixed name without delete_before_replace")
+
+
+LAB_ENGINES = {f"ssh://elastic@192.168.56.1{i}": f"192.168.56.1{i}" for i in (1, 2, 3)}
+
+
+def test_lab_passes_the_cross_host_check() -> None:
+    rules.check_across_hosts(rendered("lab"), LAB_ENGINES)
+
+
+def test_wrong_publish_host_is_caught() -> None:
+    render = broken("lab")
+    edit_settings(render, "lab-es-1", lambda s: s.update({"network.publish_host": "192.168.56.11"}))
+    with pytest.raises(AssertionError, match=re.escape("lab-es-1: publish_host is not 192.168.56.12")):
+        rules.check_across_hosts(render, LAB_ENGINES)
+
+
+def test_transport_port_differing_from_the_published_one_is_caught() -> None:
+    render = broken("lab")
+    edit_settings(render, "lab-es-2", lambda s: s.update({"transport.port": 9301}))
+    with pytest.raises(AssertionError, match="published transport port differs"):
+        rules.check_across_hosts(render, LAB_ENGINES)
+
+
+def test_seed_at_a_wrong_port_is_caught() -> None:
+    render = broken("lab")
+    edit_settings(render, "lab-es-0", lambda s: s.update({"discovery.seed_hosts": ["192.168.56.12:9301"]}))
+    fails(rules.check_discovery_and_bootstrap, render, "seed host 192.168.56.12:9301")
 
 
 def test_es_node_waiting_for_another_is_caught() -> None:

@@ -1,0 +1,1 @@
+"""Timing runs, outside the default test run."""
