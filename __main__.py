@@ -7,15 +7,19 @@ from escluster.config import Target
 from escluster.load import ConfigError, load_stack_config
 from escluster.plan import build_plan
 from targets import docker as docker_target
+from targets import swarm as swarm_target
 
 config = load_stack_config()
 plan = build_plan(config)
 
-if config.target is not Target.docker:
-    raise ConfigError.at("target", f"{config.target} is not built yet; this version deploys the docker target")
+if config.target is Target.kubernetes:
+    raise ConfigError.at("target", "kubernetes is not built yet; use docker or swarm")
 
 credentials = StackCredentials(f"{plan.cluster_name}-credentials", config.security)
-outputs = docker_target.deploy(plan, credentials)
+if config.target is Target.swarm and config.swarm is not None:
+    outputs = swarm_target.deploy(plan, config.swarm, credentials)
+else:
+    outputs = docker_target.deploy(plan, credentials)
 
 pulumi.export("elasticsearch_url", outputs.elasticsearch_url)
 pulumi.export("kibana_url", outputs.kibana_url)

@@ -8,6 +8,7 @@ from pydantic import SecretStr
 
 from components import component_type
 from escluster.config import Security
+from escluster.scripts import KIBANA_KEYSTORE_ENTRIES
 
 GENERATED_PASSWORD_LENGTH = 32
 # Kibana needs encryption keys of at least 32 characters, the same on every instance.
@@ -27,6 +28,13 @@ class StackCredentials(pulumi.ComponentResource):
             key: self._password(f"{name}-kibana-{key}-key", None) for key in KIBANA_KEY_NAMES
         }
         self.register_outputs({})
+
+    @property
+    def kibana_keystore(self) -> dict[str, pulumi.Output[str]]:
+        """Kibana keystore entry → its value: the kibana_system password and the encryption keys."""
+        keys = self.kibana_encryption_keys
+        values = (self.kibana_system_password, keys["security"], keys["saved-objects"], keys["reporting"])
+        return dict(zip(KIBANA_KEYSTORE_ENTRIES, values, strict=True))
 
     def _password(self, name: str, configured: SecretStr | None) -> pulumi.Output[str]:
         if configured is not None:

@@ -27,7 +27,7 @@ def require_success(container_name: str, exit_code: int | None) -> bool:
     # None during a preview, before the job ran.
     if exit_code not in (0, None):
         raise SetupJobFailed(
-            f"setup job {container_name} exited with code {exit_code}; see `docker logs {container_name}`"
+            f"setup job {container_name} exited with code {int(exit_code)}; see `docker logs {container_name}`"
         )
     return True
 

@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from escluster import swarm as swarm_placement
+from escluster.swarm import Swarm, SwarmPlacement
 from escluster.units import GIB, MIB, jvm_size, parse_size
 
 DEFAULT_VERSION = "9.5.2"
@@ -154,9 +156,9 @@ class NodeGroup(Strict):
     memory: Size = Field(2 * GIB, description="Memory limit of each node's container or pod.")
     heap: Size | None = Field(None, description="JVM heap (Xms = Xmx); default half the memory limit, at most 31g.")
     storage: Size = Field(10 * GIB, description="Data volume size (Kubernetes volume claims).")
-    placement: list[DnsLabel] = Field(
+    placement: list[str] = Field(
         default_factory=list,
-        description="Hosts or swarm nodes the group's nodes go to, in turn (targets that place nodes).",
+        description="Where the group's nodes go, in turn: docker host names, or swarm label selectors `key=value`.",
     )
     http_port: Port | None = Field(None, description="Across hosts: first host port for the group's HTTP on each host.")
     transport_port: Port | None = Field(
@@ -351,6 +353,7 @@ class StackConfig(Strict):
     docker_hosts: list[DockerHost] = Field(
         default_factory=list, description="Docker hosts of a cluster across servers; empty: the local engine."
     )
+    swarm: Swarm | None = Field(None, description="The swarm (target `swarm`).")
 
     @property
     def kibana_version(self) -> str:
@@ -361,6 +364,21 @@ class StackConfig(Strict):
         if self.cluster.memory_lock is not None:
             return self.cluster.memory_lock
         return self.target is Target.docker
+
+    def swarm_placements(self) -> dict[str, SwarmPlacement]:
+        """Each ES node's swarm node and placement constraints (target `swarm`)."""
+        if self.swarm is None:
+            return {}
+        members = [
+            (f"{self.cluster.name}-{group.name}-{index}", group_index, index)
+            for group_index, group in enumerate(self.cluster.node_groups)
+            for index in range(group.count)
+        ]
+        return swarm_placement.resolve(members, [g.placement for g in self.cluster.node_groups], self.swarm)
+
+    def warnings(self) -> list[str]:
+        """Things that work but deserve a word before `up`."""
+        return swarm_placement.warnings(self.swarm) if self.swarm else []
 
     @property
     def across_hosts(self) -> bool:
@@ -384,7 +402,8 @@ class StackConfig(Strict):
         http_base, transport_base = self.exposure.http_port, self.exposure.transport_port
         slots: list[NodeSlot] = []
         for group_index, group in enumerate(self.cluster.node_groups):
-            targets = group.placement or hosts
+            # Placement names docker hosts only across hosts; on a swarm it holds label selectors.
+            targets = (group.placement or hosts) if hosts else []
             on_host: dict[str, int] = {}
             for index in range(group.count):
                 name = f"{self.cluster.name}-{group.name}-{index}"
@@ -426,6 +445,14 @@ class StackConfig(Strict):
             raise ValueError("cluster.memory_lock: Swarm services cannot set the memlock ulimit; leave it off")
         if self.target is Target.docker:
             self._check_docker_hosts()
+            if self.swarm is not None:
+                raise ValueError("swarm: only the swarm target uses it; set target: swarm or remove it")
+        if self.target is Target.swarm:
+            if self.swarm is None:
+                raise ValueError("swarm: the swarm target needs the swarm section (manager and nodes)")
+            if self.docker_hosts:
+                raise ValueError("docker_hosts: the swarm target deploys through swarm.manager; remove docker_hosts")
+            self.swarm_placements()
         owners: dict[tuple[str | None, int], str] = {}
         for key, host, port in self.published_host_ports():
             where = f" on {host}" if host else ""

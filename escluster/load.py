@@ -67,7 +67,10 @@ def parse_stack_config(values: Mapping[str, Any], secret_keys: set[str], stack: 
 
 def load_stack_config() -> StackConfig:
     values, secrets = stack_config_values(pulumi.get_project())
-    return parse_stack_config(values, secrets, pulumi.get_stack())
+    config = parse_stack_config(values, secrets, pulumi.get_stack())
+    for warning in config.warnings():
+        pulumi.log.warn(f"Pulumi.{pulumi.get_stack()}.yaml: {warning}")
+    return config
 
 
 def format_errors(error: pydantic.ValidationError, stack: str) -> str:

@@ -86,6 +86,9 @@ class NodePlan:
     transport_host_port: int | None
     bind_ip: str
     url: str
+    # Swarm: the swarm node the service is pinned to, and its placement constraints.
+    swarm_node: str | None = None
+    placement_constraints: tuple[str, ...] = ()
 
     @property
     def jvm_options(self) -> str:
@@ -95,7 +98,9 @@ class NodePlan:
     @property
     def public_address(self) -> str:
         """Where clients outside Docker reach the node's published ports."""
-        return self.host.address if self.host else self.bind_ip
+        if self.host:
+            return self.host.address
+        return self.swarm_node or self.bind_ip
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,7 @@ def build_plan(config: StackConfig) -> ClusterPlan:
     groups = cluster.node_groups
     single_node = cluster.is_single_node
     by_name = {slot.name: slot for slot in slots}
+    swarm = config.swarm_placements()
     # Discovery is seeded by the nodes that bootstrap the cluster: a pinned list, so adding a node
     # later changes no existing node's seeds.
     seed_hosts = () if single_node else tuple(_seed_address(by_name[n], hosts) for n in cluster.bootstrap_masters)
@@ -179,13 +185,24 @@ def build_plan(config: StackConfig) -> ClusterPlan:
             # Other hosts reach this node at its host's address and published port.
             settings["network.publish_host"] = host.address
             settings["transport.port"] = slot.transport_port
+        if slot.name in swarm:
+            # A swarm task has several interfaces (overlay, ingress, gwbridge); its service name
+            # resolves to its overlay address only (elastic/elasticsearch-docker#91).
+            settings["network.publish_host"] = slot.name
         if single_node:
             settings["discovery.type"] = "single-node"
         else:
             settings["discovery.seed_hosts"] = list(seed_hosts)
             if group.master_eligible and initial_masters:
                 settings["cluster.initial_master_nodes"] = list(initial_masters)
-        published = [host.address] if host else ([bind_ip] if slot.http_port is not None else [])
+        pinned = swarm.get(slot.name)
+        if host is not None:
+            published = [host.address]
+        elif slot.http_port is None:
+            published = []
+        else:
+            # On a swarm the HTTPS port is published on the pinned node itself.
+            published = [pinned.node] if pinned else [bind_ip]
         nodes.append(
             NodePlan(
                 name=slot.name,
@@ -204,6 +221,8 @@ def build_plan(config: StackConfig) -> ClusterPlan:
                 transport_host_port=slot.transport_port,
                 bind_ip=bind_ip,
                 url=f"https://{host.address}:{slot.http_port}" if host else f"https://{slot.name}:{HTTP_PORT}",
+                swarm_node=pinned.node if pinned else None,
+                placement_constraints=pinned.constraints if pinned else (),
             )
         )
 

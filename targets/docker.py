@@ -15,7 +15,6 @@ from components.elasticsearch_node import ElasticsearchNode
 from components.kibana import KibanaPair
 from components.setup_job import CertSetupJob
 from escluster.plan import ClusterPlan, HostPlan
-from escluster.scripts import KIBANA_KEYSTORE_ENTRIES
 
 LOCAL_ENGINE = "local"
 
@@ -102,19 +101,12 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
         wait_for=[node.container for node in nodes],
         opts=kibana_engine.options,
     )
-    keys = credentials.kibana_encryption_keys
     KibanaPair(
         f"{plan.cluster_name}-kibana",
         plan.kibana,
         network_name=kibana_engine.network.name,
         ca_cert_pem=certificates.ca_cert_pem,
-        keystore=dict(
-            zip(
-                KIBANA_KEYSTORE_ENTRIES,
-                (credentials.kibana_system_password, keys["security"], keys["saved-objects"], keys["reporting"]),
-                strict=True,
-            )
-        ),
+        keystore=credentials.kibana_keystore,
         setup_succeeded=setup.succeeded,
         opts=kibana_engine.options,
     )

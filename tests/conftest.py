@@ -7,7 +7,7 @@ from functools import cache
 
 import pytest
 
-from tests.harness import Render, render, stacks_in_repo
+from tests.harness import Render, render, stacks_of_target
 
 # A developer's shell may carry a real stack's config; the mocks runs must see only their own.
 for variable in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS"):
@@ -19,6 +19,7 @@ def rendered(stack: str) -> Render:
     return render(stack)
 
 
-@pytest.fixture(params=stacks_in_repo())
+@pytest.fixture(params=stacks_of_target("docker"))
 def stack_render(request: pytest.FixtureRequest) -> Render:
+    """Each example stack of the docker target (one engine or across hosts)."""
     return rendered(str(request.param))

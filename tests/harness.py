@@ -108,6 +108,8 @@ def _fake_outputs(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
     if args.typ == "docker:index/remoteImage:RemoteImage":
         # The id follows the image reference, as a real pull's does: a new version is a new id.
         return {"image_id": f"sha256:{args.inputs['name']}", "repo_digest": args.inputs.get("name", "")}
+    if args.typ in ("docker:index/secret:Secret", "docker:index/serviceConfig:ServiceConfig"):
+        return {"name": args.inputs.get("name") or f"{name}-1a2b3c"}  # Pulumi's autonaming
     if args.typ == "docker:index/container:Container" and args.inputs.get("attach"):
         return {"exit_code": 0}
     return {}
@@ -214,6 +216,9 @@ def _run(
     exit_codes: Mapping[str, int] | None,
 ) -> None:
     mocks = RecordingMocks(exit_codes)
+    # A run that failed leaves its RPCs and errors behind; start clean, as pulumi.runtime.test does.
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
     settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(
         mocks, project=PROJECT, stack=result.stack, preview=False, monitor=RecordingMonitor(mocks, result)
@@ -229,6 +234,10 @@ def _run(
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
     _sync_await(run_in_stack(program))
+
+
+def stacks_of_target(target: str) -> list[str]:
+    return [s for s in stacks_in_repo() if read_stack_config(s).get(f"{PROJECT}:target", "docker") == target]
 
 
 def stacks_in_repo() -> list[str]:

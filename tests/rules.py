@@ -27,7 +27,7 @@ ES_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch"
 KIBANA_IMAGE = "docker.elastic.co/kibana/kibana"
 # Resources whose creation waits for something to run: containers here, and on other targets
 # services, StatefulSets and Jobs.
-WAITING_TYPES = {CONTAINER}
+WAITING_TYPES = {CONTAINER, "docker:index/service:Service"}
 MAX_WAIT_CHAIN = 3
 SECRET_ENV_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
 
@@ -114,37 +114,46 @@ def strings_in(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
 def check_discovery_and_bootstrap(render: Render) -> None:
     nodes = es_containers(render)
     assert nodes, "no Elasticsearch container"
-    settings = {c.name: es_settings(c) for c in nodes}
-    names = [s.get("node.name") for s in settings.values()]
+    addresses = {a for c in nodes for a in aliases(c)}
+    check_settings_discovery([es_settings(c) for c in nodes], addresses)
+
+
+def check_settings_discovery(all_settings: list[dict[str, Any]], addresses: set[str]) -> None:
+    """The discovery and bootstrap rules over every node's settings; `addresses`: names nodes answer to."""
+    assert all_settings, "no Elasticsearch node"
+    names = [s.get("node.name") for s in all_settings]
     assert all(names), "a node has no node.name"
     assert len(set(names)) == len(names), f"node names are not unique: {names}"
-    clusters = {s.get("cluster.name") for s in settings.values()}
+    clusters = {s.get("cluster.name") for s in all_settings}
     assert len(clusters) == 1 and None not in clusters, f"nodes disagree on cluster.name: {clusters}"
 
     def roles(s: dict[str, Any]) -> list[str]:
         return list(s.get("node.roles", ["master"]))
 
-    masters = [s["node.name"] for s in settings.values() if "master" in roles(s)]
-    electable = [s for s in settings.values() if "master" in roles(s) and "voting_only" not in roles(s)]
+    masters = [s["node.name"] for s in all_settings if "master" in roles(s)]
+    electable = [s for s in all_settings if "master" in roles(s) and "voting_only" not in roles(s)]
     assert electable, "no master-eligible node that is not voting-only"
-    addresses = {a for c in nodes for a in aliases(c)} | set(names)
-    # Across hosts a seed is `publish_host:transport.port` of a node.
-    transport_addresses = {
-        f"{s['network.publish_host']}:{s.get('transport.port', 9300)}"
-        for s in settings.values()
-        if "network.publish_host" in s
-    }
+    # A seed is a node's name or alias, or across hosts `publish_host:transport.port`.
+    reachable = (
+        addresses
+        | {str(n) for n in names}
+        | {
+            f"{s['network.publish_host']}:{s.get('transport.port', 9300)}"
+            for s in all_settings
+            if "network.publish_host" in s
+        }
+    )
     bootstrap_lists = set()
-    for name, s in settings.items():
-        single = s.get("discovery.type") == "single-node"
-        if single:
-            assert len(nodes) == 1, f"{name}: discovery.type single-node in a {len(nodes)}-node cluster"
+    for s in all_settings:
+        name = s["node.name"]
+        if s.get("discovery.type") == "single-node":
+            assert len(all_settings) == 1, f"{name}: discovery.type single-node in a {len(all_settings)}-node cluster"
             assert "cluster.initial_master_nodes" not in s, f"{name}: single-node with cluster.initial_master_nodes"
             continue
         seeds = s.get("discovery.seed_hosts")
         assert seeds, f"{name}: multi-node cluster without discovery.seed_hosts"
         for seed in seeds:
-            assert seed in addresses | transport_addresses, f"{name}: seed host {seed} is not the address of any node"
+            assert seed in reachable, f"{name}: seed host {seed} is not the address of any node"
         initial = s.get("cluster.initial_master_nodes")
         if initial is not None:
             assert "master" in roles(s), f"{name}: cluster.initial_master_nodes on a node that is not master-eligible"

@@ -7,7 +7,7 @@ import pytest
 from tests import rules
 from tests.conftest import rendered
 from tests.docker_schema import schema_errors
-from tests.harness import PROJECT, Render, read_stack_config, render, stacks_in_repo
+from tests.harness import PROJECT, Render, read_stack_config, render, stacks_in_repo, stacks_of_target
 
 
 @pytest.mark.parametrize("rule", list(rules.DOCKER_RULES), ids=str)
@@ -36,7 +36,8 @@ def test_docker_inputs_match_provider_schema(stack_render: Render) -> None:
 
 
 def test_example_stacks_exist() -> None:
-    assert {"dev", "lab", "compose3"} <= set(stacks_in_repo())
+    assert {"dev", "lab", "compose3"} <= set(stacks_of_target("docker"))
+    assert set(stacks_in_repo()) - set(stacks_of_target("docker")) == {"staging"}, "a stack no test renders"
 
 
 def test_dev_stack_is_one_node_and_kibana_on_loopback() -> None:
