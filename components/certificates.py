@@ -7,17 +7,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import pulumi
 import pulumi_tls as tls
 
 from components import component_type
-from escluster.plan import NodePlan
 
 KEY_ALGORITHM = "RSA"
 RSA_BITS = 3072
 # `pulumi up` within this window of expiry issues a new certificate.
 EARLY_RENEWAL_HOURS = 30 * 24
+
+
+class CertificateSubject(Protocol):
+    """A node or pod: its name and every name and address clients reach it by."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def dns_names(self) -> tuple[str, ...]: ...
+    @property
+    def ip_addresses(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -34,7 +45,7 @@ class ClusterCertificates(pulumi.ComponentResource):
         self,
         name: str,
         cluster_name: str,
-        nodes: Sequence[NodePlan],
+        nodes: Sequence[CertificateSubject],
         validity_hours: int,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:

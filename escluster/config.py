@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from escluster import swarm as swarm_placement
+from escluster.kubernetes import Kubernetes
 from escluster.swarm import Swarm, SwarmPlacement
 from escluster.units import GIB, MIB, jvm_size, parse_size
 
@@ -354,6 +355,7 @@ class StackConfig(Strict):
         default_factory=list, description="Docker hosts of a cluster across servers; empty: the local engine."
     )
     swarm: Swarm | None = Field(None, description="The swarm (target `swarm`).")
+    kubernetes: Kubernetes | None = Field(None, description="Namespace, storage, MetalLB (target `kubernetes`).")
 
     @property
     def kibana_version(self) -> str:
@@ -447,6 +449,10 @@ class StackConfig(Strict):
             self._check_docker_hosts()
             if self.swarm is not None:
                 raise ValueError("swarm: only the swarm target uses it; set target: swarm or remove it")
+        if self.target is Target.kubernetes:
+            self._check_kubernetes()
+        elif self.kubernetes is not None:
+            raise ValueError("kubernetes: only the kubernetes target uses it; set target: kubernetes or remove it")
         if self.target is Target.swarm:
             if self.swarm is None:
                 raise ValueError("swarm: the swarm target needs the swarm section (manager and nodes)")
@@ -460,6 +466,22 @@ class StackConfig(Strict):
                 raise ValueError(f"{key}: host port {port}{where} is already published by {owners[host, port]}")
             owners[host, port] = key
         return self
+
+    def _check_kubernetes(self) -> None:
+        if self.docker_hosts or self.swarm:
+            raise ValueError("target: the kubernetes target uses neither docker_hosts nor swarm; remove them")
+        if self.cluster.memory_lock:
+            raise ValueError("cluster.memory_lock: pods cannot raise the memlock ulimit; leave it off")
+        for index, group in enumerate(self.cluster.node_groups):
+            if group.placement or group.http_port or group.transport_port:
+                raise ValueError(
+                    f"cluster.node_groups[{index}]: placement and ports are for docker and swarm; "
+                    "pods are spread by anti-affinity"
+                )
+
+    @property
+    def k8s(self) -> Kubernetes:
+        return self.kubernetes or Kubernetes()
 
     def _check_docker_hosts(self) -> None:
         names = [host.name for host in self.docker_hosts]

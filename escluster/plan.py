@@ -179,7 +179,7 @@ def build_plan(config: StackConfig) -> ClusterPlan:
             "network.host": "0.0.0.0",
             "bootstrap.memory_lock": config.memory_lock,
             "path.data": ES_DATA_DIR,
-            **_security_settings(tls),
+            **security_settings(tls),
         }
         if host is not None and slot.transport_port is not None:
             # Other hosts reach this node at its host's address and published port.
@@ -256,7 +256,7 @@ def _ips(published: list[str]) -> tuple[str, ...]:
     return tuple(ips)
 
 
-def _security_settings(tls: TlsFiles) -> dict[str, SettingValue]:
+def security_settings(tls: TlsFiles) -> dict[str, SettingValue]:
     settings: dict[str, SettingValue] = {
         "xpack.security.enabled": True,
         "xpack.security.enrollment.enabled": False,

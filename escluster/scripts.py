@@ -51,6 +51,27 @@ exit 1
 """
 
 
+def es_readiness_script(ca_file: str) -> str:
+    """The helm chart's readiness pattern: until the node first saw its cluster healthy, wait for
+    health (so a rolling restart moves on only once the cluster recovered); afterwards only ask that
+    the node answers. The password reaches curl on stdin (escaped for its config), not in argv."""
+    ca = shlex.quote(ca_file)
+    return (
+        "set -u\n"
+        "started=/tmp/.es_started\n"
+        'if [ -f "$started" ]; then\n'
+        f"  code=$(curl --silent --output /dev/null --write-out '%{{http_code}}' --cacert {ca} https://localhost:9200/)\n"
+        '  [ "$code" = 401 ] || [ "$code" = 200 ]\n'
+        "else\n"
+        """  password=$(printf '%s' "$ELASTIC_PASSWORD" | sed 's/[\\\\"]/\\\\&/g')\n"""
+        """  printf 'user = "elastic:%s"\\n' "$password" |\n"""
+        f"    curl --silent --fail --config - --cacert {ca} \\\n"
+        "    'https://localhost:9200/_cluster/health?wait_for_status=yellow&timeout=1s' > /dev/null &&\n"
+        '    touch "$started"\n'
+        "fi\n"
+    )
+
+
 def kibana_start_script() -> str:
     """Fill Kibana's keystore from the secret files, then start Kibana as the image does."""
     entries = " ".join(KIBANA_KEYSTORE_ENTRIES)

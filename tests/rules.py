@@ -27,7 +27,13 @@ ES_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch"
 KIBANA_IMAGE = "docker.elastic.co/kibana/kibana"
 # Resources whose creation waits for something to run: containers here, and on other targets
 # services, StatefulSets and Jobs.
-WAITING_TYPES = {CONTAINER, "docker:index/service:Service"}
+WAITING_TYPES = {
+    CONTAINER,
+    "docker:index/service:Service",
+    "kubernetes:apps/v1:StatefulSet",
+    "kubernetes:apps/v1:Deployment",
+    "kubernetes:batch/v1:Job",
+}
 MAX_WAIT_CHAIN = 3
 SECRET_ENV_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
 

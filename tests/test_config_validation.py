@@ -239,12 +239,6 @@ def test_unknown_target() -> None:
     fails_with(config, "target: Input should be 'docker', 'swarm' or 'kubernetes'")
 
 
-def test_target_not_built_yet_stops_before_any_resource() -> None:
-    config = dev_config()
-    config[f"{PROJECT}:target"] = "kubernetes"
-    fails_with(config, "target: kubernetes is not built yet")
-
-
 def test_every_problem_is_listed_in_one_message() -> None:
     config = with_group(count=-2, heap="huge")
     config[CLUSTER]["version"] = "6.8.0"
