@@ -9,8 +9,6 @@ import pulumi_docker as docker
 
 from escluster.units import MIB
 
-ES_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch"
-KIBANA_IMAGE = "docker.elastic.co/kibana/kibana"
 # Public files readable by all; secrets only by the owner (root) and group root, which the
 # Elastic images' users (uid 1000, gid 0) belong to.
 PUBLIC_FILE_MODE = "0444"

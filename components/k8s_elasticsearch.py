@@ -14,11 +14,10 @@ from components import component_type
 from components.certificates import IssuedCertificate
 from components.k8s_objects import manifest
 from escluster.k8s_plan import CERTS_DIR, POD_NAME_ENV, GroupPlan, KubernetesPlan
-from escluster.plan import ES_CONFIG_DIR, ES_DATA_DIR, HTTP_PORT, TRANSPORT_PORT, render_yaml
+from escluster.plan import ES_CONFIG_DIR, ES_DATA_DIR, ES_IMAGE, HTTP_PORT, TRANSPORT_PORT, render_yaml
 from escluster.scripts import es_readiness_script
 from escluster.units import kubernetes_quantity
 
-ES_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch"
 ES_UID = 1000
 MAX_MAP_COUNT = 262144
 TERMINATION_GRACE_SECONDS = 120

@@ -11,10 +11,9 @@ from components import component_type
 from components.k8s_objects import manifest
 from components.kibana import HEALTHCHECK
 from escluster.k8s_plan import KubernetesPlan
-from escluster.plan import KIBANA_CONFIG_DIR, KIBANA_PORT, render_yaml
+from escluster.plan import KIBANA_CONFIG_DIR, KIBANA_IMAGE, KIBANA_PORT, render_yaml
 from escluster.units import kubernetes_quantity
 
-KIBANA_IMAGE = "docker.elastic.co/kibana/kibana"
 # Kibana's image maps these variables onto its settings.
 SECRET_ENV = {
     "elasticsearch.password": "ELASTICSEARCH_PASSWORD",

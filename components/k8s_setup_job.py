@@ -3,19 +3,19 @@ kibana_system password (idempotent). pulumi-kubernetes waits for the Job to comp
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import component_type
 from components.k8s_objects import manifest
+from components.setup_job import setup_job_files
 from escluster.k8s_plan import KubernetesPlan
-from escluster.plan import ES_CONFIG_DIR, SECRETS_DIR
-from escluster.scripts import SETUP_ATTEMPTS, SETUP_RETRY_SECONDS, curl_config_user, setup_script
+from escluster.plan import ES_CONFIG_DIR, ES_IMAGE, SECRETS_DIR
+from escluster.scripts import SETUP_ATTEMPTS, SETUP_RETRY_SECONDS, setup_script
 
-ES_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch"
 CA_FILE = f"{ES_CONFIG_DIR}/certs/ca.crt"
 
 
@@ -40,12 +40,11 @@ class KubernetesSetupJob(pulumi.ComponentResource):
             metadata=manifest({"name": f"{name}-files", "namespace": plan.namespace, "labels": plan.cluster_labels}),
             string_data=pulumi.Output.secret(
                 {
-                    "elastic.curlrc": pulumi.Output.from_input(elastic_password).apply(
-                        lambda pw: curl_config_user("elastic", pw)
-                    ),
-                    "kibana_system_password.json": pulumi.Output.from_input(kibana_system_password).apply(
-                        lambda pw: json.dumps({"password": pw})
-                    ),
+                    # Mounted at SECRETS_DIR: each file lands at the path the script reads.
+                    **{
+                        PurePosixPath(path).name: content
+                        for path, content in setup_job_files(elastic_password, kibana_system_password).items()
+                    },
                     "ca.crt": ca_cert_pem,
                 }
             ),

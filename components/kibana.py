@@ -9,7 +9,6 @@ import pulumi_docker as docker
 
 from components import component_type
 from components.docker_common import (
-    KIBANA_IMAGE,
     attach_to,
     health_gated,
     megabytes,
@@ -19,7 +18,7 @@ from components.docker_common import (
     remote_image,
     secret_file,
 )
-from escluster.plan import KIBANA_CONFIG_DIR, KIBANA_PORT, KibanaPlan, render_yaml
+from escluster.plan import KIBANA_CONFIG_DIR, KIBANA_IMAGE, KIBANA_PORT, KibanaPlan, render_yaml
 from escluster.scripts import KIBANA_KEYSTORE_ENTRIES, KIBANA_SECRET_DIR, kibana_start_script
 
 # Kibana redirects to its login page once it is up.

@@ -19,6 +19,19 @@ from escluster.plan import ES_CONFIG_DIR
 from escluster.scripts import SETUP_CURL_CONFIG, SETUP_PASSWORD_BODY, curl_config_user, setup_script
 
 
+def setup_job_files(
+    elastic_password: pulumi.Input[str], kibana_system_password: pulumi.Input[str]
+) -> dict[str, pulumi.Output[str]]:
+    """The setup job's secret files by path in the container, on every target: curl credentials of
+    `elastic`, and the request body carrying the new kibana_system password."""
+    return {
+        SETUP_CURL_CONFIG: pulumi.Output.from_input(elastic_password).apply(lambda pw: curl_config_user("elastic", pw)),
+        SETUP_PASSWORD_BODY: pulumi.Output.from_input(kibana_system_password).apply(
+            lambda pw: json.dumps({"password": pw})
+        ),
+    }
+
+
 class SetupJobFailed(pulumi.RunError):
     pass
 
@@ -58,13 +71,9 @@ class CertSetupJob(pulumi.ComponentResource):
             command=["bash", "-c", setup_script(es_urls, ca_file)],
             uploads=[
                 public_file(ca_file, ca_cert_pem),
-                secret_file(
-                    SETUP_CURL_CONFIG,
-                    pulumi.Output.from_input(elastic_password).apply(lambda pw: curl_config_user("elastic", pw)),
-                ),
-                secret_file(
-                    SETUP_PASSWORD_BODY,
-                    pulumi.Output.from_input(kibana_system_password).apply(lambda pw: json.dumps({"password": pw})),
+                *(
+                    secret_file(path, content)
+                    for path, content in setup_job_files(elastic_password, kibana_system_password).items()
                 ),
             ],
             networks_advanced=[attach_to(network_name, name)],

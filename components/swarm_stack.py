@@ -7,25 +7,27 @@ Settings and certificates are swarm configs; keys and passwords are swarm secret
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import pulumi
 import pulumi_docker as docker
 
 from components import component_type
 from components.certificates import ClusterCertificates
-from components.docker_common import ES_IMAGE, KIBANA_IMAGE
 from components.elasticsearch_node import HEALTHCHECK as ES_HEALTHCHECK
 from components.kibana import HEALTHCHECK as KIBANA_HEALTHCHECK
+from components.setup_job import setup_job_files
 from components.swarm_objects import config_file, engine_environment, node_label, secret_file
 from escluster.plan import (
     ELASTIC_PASSWORD_FILE,
     ES_CONFIG_DIR,
     ES_DATA_DIR,
+    ES_IMAGE,
     HTTP_PORT,
     KIBANA_CONFIG_DIR,
+    KIBANA_IMAGE,
     KIBANA_PORT,
     ClusterPlan,
     NodePlan,
@@ -33,9 +35,6 @@ from escluster.plan import (
 )
 from escluster.scripts import (
     KIBANA_SECRET_DIR,
-    SETUP_CURL_CONFIG,
-    SETUP_PASSWORD_BODY,
-    curl_config_user,
     kibana_start_script,
     setup_script,
 )
@@ -218,18 +217,8 @@ class SwarmStack(pulumi.ComponentResource):
             args=["bash", "-c", setup_script(plan.es_urls, ca_file)],
             configs=[config_file(f"{name}-ca", ca_file, ca, self._child)],
             secrets=[
-                secret_file(
-                    f"{name}-curlrc",
-                    SETUP_CURL_CONFIG,
-                    secrets.elastic_password.apply(lambda pw: curl_config_user("elastic", pw)),
-                    self._child,
-                ),
-                secret_file(
-                    f"{name}-body",
-                    SETUP_PASSWORD_BODY,
-                    secrets.kibana_system_password.apply(lambda pw: json.dumps({"password": pw})),
-                    self._child,
-                ),
+                secret_file(f"{name}-{PurePosixPath(path).stem}", path, content, self._child)
+                for path, content in setup_job_files(secrets.elastic_password, secrets.kibana_system_password).items()
             ],
         )
         # Runs once (restart none). A finished task never counts as running, so nothing waits on

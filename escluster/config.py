@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from escluster import swarm as swarm_placement
+from escluster.fields import DNS_LABEL, DnsLabel, IPAddress
 from escluster.kubernetes import Kubernetes
 from escluster.swarm import Swarm, SwarmPlacement
 from escluster.units import GIB, MIB, jvm_size, parse_size
@@ -40,17 +41,7 @@ MAX_NODE_NAME_LENGTH = 63
 
 ENGINE_SCHEMES = ("unix", "ssh", "tcp")
 PORT_BLOCK = 10
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _VERSION = re.compile(r"^(?P<major>[0-9]+)\.(?P<minor>[0-9]+)\.(?P<patch>[0-9]+)$")
-
-
-def _dns_label(value: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
-        raise ValueError(
-            f"{value!r} is not a DNS label (lower-case letters, digits and '-', "
-            "starting and ending with a letter or digit, at most 63 characters)"
-        )
-    return value
 
 
 def _size(value: Any) -> int:
@@ -68,20 +59,13 @@ def _version(value: str) -> str:
     return value
 
 
-def _ip_address(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address") from None
-
-
 def _host_address(value: str) -> str:
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
         pass
     labels = value.rstrip(".").split(".")
-    if len(value) > 253 or not all(_DNS_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+    if len(value) > 253 or not all(DNS_LABEL.match(label) for label in labels) or labels[-1].isdigit():
         raise ValueError(f"{value!r} is neither an IP address nor a DNS name") from None
     return value
 
@@ -98,12 +82,10 @@ def version_tuple(version: str) -> tuple[int, int, int]:
     return int(major), int(minor), int(patch)
 
 
-DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 # Sizes are held in bytes and written back in JVM units.
 Size = Annotated[int, BeforeValidator(_size), PlainSerializer(jvm_size, return_type=str)]
 Version = Annotated[str, AfterValidator(_version)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-IPAddress = Annotated[str, AfterValidator(_ip_address)]
 HostAddress = Annotated[str, AfterValidator(_host_address)]
 EngineUrl = Annotated[str, AfterValidator(_engine_url)]
 Password = Annotated[SecretStr, Field(min_length=MIN_PASSWORD_LENGTH)]

@@ -16,10 +16,10 @@ from escluster.plan import (
     ES_DATA_DIR,
     HTTP_PORT,
     KIBANA_CONFIG_DIR,
-    KIBANA_USER,
     LOOPBACK_IPS,
     SettingValue,
     TlsFiles,
+    kibana_settings,
     security_settings,
 )
 from escluster.units import jvm_size
@@ -141,14 +141,6 @@ def build_kubernetes_plan(config: StackConfig) -> KubernetesPlan:
             for pod in pods
         ]
     kibana_ca = f"{KIBANA_CONFIG_DIR}/certs/ca.crt"
-    kibana_settings: dict[str, SettingValue] = {
-        "server.host": "0.0.0.0",
-        "server.shutdownTimeout": "5s",
-        "elasticsearch.hosts": [f"https://{http}.{namespace}.svc:{HTTP_PORT}"],
-        "elasticsearch.username": KIBANA_USER,
-        "elasticsearch.ssl.certificateAuthorities": [kibana_ca],
-        "elasticsearch.ssl.verificationMode": "full",
-    }
     return KubernetesPlan(
         cluster_name=cluster.name,
         version=cluster.version,
@@ -161,7 +153,7 @@ def build_kubernetes_plan(config: StackConfig) -> KubernetesPlan:
         certificates=tuple(certificates),
         kibana_replicas=config.kibana.replicas,
         kibana_memory_bytes=config.kibana.memory,
-        kibana_settings=kibana_settings,
+        kibana_settings=kibana_settings([f"https://{http}.{namespace}.svc:{HTTP_PORT}"], kibana_ca),
         settings=k8s,
         cert_validity_hours=config.security.cert_validity_days * 24,
         tls=tls,

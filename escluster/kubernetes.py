@@ -7,16 +7,15 @@ Pure Python. MetalLB rules (metallb/metallb internal/config/config.go): addresse
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from escluster.fields import DnsLabel, DnsSubdomain, IPAddress
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DEFAULT_METALLB_CHART = "0.15.2"
 
 
@@ -55,30 +54,6 @@ def parse_addresses(text: str) -> AddressRange:
     except ValueError as error:
         raise ValueError(f"{text!r} is not a CIDR ({error})") from None
     return AddressRange(text, network.network_address, network.broadcast_address)
-
-
-def _dns_label(value: str) -> str:
-    if not _DNS_LABEL.match(value) or len(value) > 63:
-        raise ValueError(f"{value!r} is not a DNS label")
-    return value
-
-
-def _dns_subdomain(value: str) -> str:
-    if not _DNS_SUBDOMAIN.match(value) or len(value) > 253:
-        raise ValueError(f"{value!r} is not a DNS subdomain name")
-    return value
-
-
-def _ip(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address") from None
-
-
-DnsLabel = Annotated[str, AfterValidator(_dns_label)]
-DnsSubdomain = Annotated[str, AfterValidator(_dns_subdomain)]
-IPText = Annotated[str, AfterValidator(_ip)]
 
 
 class Strict(BaseModel):
@@ -140,8 +115,8 @@ class MetalLB(Strict):
 
 class LoadBalancer(Strict):
     pool: DnsLabel = Field(description="MetalLB pool the LoadBalancer Services ask for.")
-    elasticsearch_ip: IPText | None = Field(None, description="Fixed IP of the ES HTTPS Service, inside the pool.")
-    kibana_ip: IPText | None = Field(None, description="Fixed IP of the Kibana Service, inside the pool.")
+    elasticsearch_ip: IPAddress | None = Field(None, description="Fixed IP of the ES HTTPS Service, inside the pool.")
+    kibana_ip: IPAddress | None = Field(None, description="Fixed IP of the Kibana Service, inside the pool.")
 
 
 class Kubernetes(Strict):

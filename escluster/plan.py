@@ -6,7 +6,7 @@ Pure Python (no Pulumi): this is where the discovery, bootstrap, heap and TLS ru
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import yaml
@@ -14,6 +14,8 @@ import yaml
 from escluster.config import DockerHost, NodeSlot, StackConfig
 from escluster.units import jvm_size
 
+ES_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch"
+KIBANA_IMAGE = "docker.elastic.co/kibana/kibana"
 ES_HOME = "/usr/share/elasticsearch"
 ES_CONFIG_DIR = f"{ES_HOME}/config"
 ES_DATA_DIR = f"{ES_HOME}/data"
@@ -278,16 +280,6 @@ def security_settings(tls: TlsFiles) -> dict[str, SettingValue]:
 
 def _kibana_plan(config: StackConfig, host: HostPlan | None, es_urls: tuple[str, ...]) -> KibanaPlan:
     ca_file = f"{KIBANA_CONFIG_DIR}/certs/ca/ca.crt"
-    settings: dict[str, SettingValue] = {
-        "server.host": "0.0.0.0",
-        "server.shutdownTimeout": "5s",
-        "elasticsearch.hosts": list(es_urls),
-        "elasticsearch.username": KIBANA_USER,
-        # The password and encryption keys live in Kibana's keystore, filled from secret files.
-        "elasticsearch.ssl.certificateAuthorities": [ca_file],
-        "elasticsearch.ssl.verificationMode": "full",
-        "monitoring.ui.container.elasticsearch.enabled": True,
-    }
     return KibanaPlan(
         names=tuple(f"{config.cluster.name}-kibana-{i}" for i in range(config.kibana.replicas)),
         version=config.kibana_version,
@@ -296,8 +288,22 @@ def _kibana_plan(config: StackConfig, host: HostPlan | None, es_urls: tuple[str,
         host_ports=tuple(config.kibana.port + i for i in range(config.kibana.replicas)),
         bind_ip=host.bind_ip if host else config.exposure.bind_address,
         ca_file=ca_file,
-        settings=settings,
+        settings=kibana_settings(es_urls, ca_file),
     )
+
+
+def kibana_settings(es_urls: Sequence[str], ca_file: str) -> dict[str, SettingValue]:
+    """kibana.yml: ES over HTTPS as kibana_system, trusting the cluster CA and checking host names.
+    The password and encryption keys are not here: they come from a keystore or Secret."""
+    return {
+        "server.host": "0.0.0.0",
+        "server.shutdownTimeout": "5s",
+        "elasticsearch.hosts": list(es_urls),
+        "elasticsearch.username": KIBANA_USER,
+        "elasticsearch.ssl.certificateAuthorities": [ca_file],
+        "elasticsearch.ssl.verificationMode": "full",
+        "monitoring.ui.container.elasticsearch.enabled": True,
+    }
 
 
 def render_yaml(settings: Mapping[str, SettingValue]) -> str:

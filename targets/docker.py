@@ -10,11 +10,11 @@ import pulumi_docker as docker
 
 from components.certificates import ClusterCertificates
 from components.credentials import StackCredentials
-from components.docker_common import ES_IMAGE, remote_image
+from components.docker_common import remote_image
 from components.elasticsearch_node import ElasticsearchNode
 from components.kibana import KibanaPair
 from components.setup_job import CertSetupJob
-from escluster.plan import ClusterPlan, HostPlan
+from escluster.plan import ES_IMAGE, ClusterPlan, HostPlan
 
 LOCAL_ENGINE = "local"
 
