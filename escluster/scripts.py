@@ -51,14 +51,14 @@ exit 1
 """
 
 
-def es_readiness_script(ca_file: str) -> str:
+def es_readiness_script(ca_file: str, started_marker: str = "/tmp/.es_started") -> str:
     """The helm chart's readiness pattern: until the node first saw its cluster healthy, wait for
     health (so a rolling restart moves on only once the cluster recovered); afterwards only ask that
     the node answers. The password reaches curl on stdin (escaped for its config), not in argv."""
     ca = shlex.quote(ca_file)
     return (
         "set -u\n"
-        "started=/tmp/.es_started\n"
+        f"started={shlex.quote(started_marker)}\n"
         'if [ -f "$started" ]; then\n'
         f"  code=$(curl --silent --output /dev/null --write-out '%{{http_code}}' --cacert {ca} https://localhost:9200/)\n"
         '  [ "$code" = 401 ] || [ "$code" = 200 ]\n'

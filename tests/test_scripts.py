@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from escluster.scripts import curl_config_user, kibana_start_script, setup_script
+from escluster.scripts import curl_config_user, es_readiness_script, kibana_start_script, setup_script
 
 
 def bash_accepts(script: str) -> None:
@@ -22,6 +22,7 @@ def bash_accepts(script: str) -> None:
 def test_scripts_are_valid_shell() -> None:
     bash_accepts(setup_script(["https://a:9200", "https://b:9200"], "/x/ca.crt"))
     bash_accepts(kibana_start_script())
+    bash_accepts(es_readiness_script("/x/ca.crt"))
 
 
 def unquote_curl(line: str) -> str:
@@ -59,3 +60,52 @@ def test_curl_reads_the_config_line(tmp_path: Path) -> None:
         check=False,
     )
     assert 'CURLOPT_USERPWD, "elastic:p\\"a\\\\ss word"' in result.stdout
+
+
+FAKE_CURL = """#!/bin/sh
+# Records how it was called; answers with the status code the test chose.
+cat > "$RECORD.stdin"
+printf '%s\\n' "$@" > "$RECORD.args"
+printf '%s' "$STATUS"
+[ "$FAIL" = 1 ] && exit 22
+exit 0
+"""
+
+
+def run_probe(tmp_path: Path, password: str, status: str, fail: bool = False) -> subprocess.CompletedProcess[str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "curl").write_text(FAKE_CURL)
+    (bin_dir / "curl").chmod(0o755)
+    script = es_readiness_script("/certs/ca.crt", started_marker=str(tmp_path / "started"))
+    environment = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "ELASTIC_PASSWORD": password,
+        "RECORD": str(tmp_path / "curl"),
+        "STATUS": status,
+        "FAIL": "1" if fail else "0",
+    }
+    return subprocess.run(["bash", "-c", script], env=environment, capture_output=True, text=True, check=False)
+
+
+def test_readiness_probe_first_waits_for_health_with_the_password_on_stdin(tmp_path: Path) -> None:
+    password = 'p"a\\ss word'
+    result = run_probe(tmp_path, password, status="")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "curl.stdin").read_text() == curl_config_user("elastic", password)
+    arguments = (tmp_path / "curl.args").read_text()
+    assert "_cluster/health" in arguments and password not in arguments
+    assert (tmp_path / "started").exists()
+
+
+def test_readiness_probe_stays_unready_while_the_cluster_is_unhealthy(tmp_path: Path) -> None:
+    result = run_probe(tmp_path, "secret-1", status="", fail=True)
+    assert result.returncode != 0
+    assert not (tmp_path / "started").exists()
+
+
+def test_readiness_probe_after_start_only_asks_that_the_node_answers(tmp_path: Path) -> None:
+    (tmp_path / "started").touch()
+    assert run_probe(tmp_path, "secret-1", status="401").returncode == 0
+    assert "_cluster/health" not in (tmp_path / "curl.args").read_text()
+    assert run_probe(tmp_path, "secret-1", status="503").returncode != 0
