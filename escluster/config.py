@@ -7,24 +7,22 @@ Each top-level field of `StackConfig` is one Pulumi config key in the project's 
 from __future__ import annotations
 
 import enum
-import ipaddress
 import re
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
     SecretStr,
     model_validator,
 )
 
+from escluster import hosts
 from escluster import swarm as swarm_placement
-from escluster.fields import DNS_LABEL, DnsLabel, IPAddress
+from escluster.fields import DnsLabel, IPAddress, Strict
+from escluster.hosts import DockerHost, NodeSlot
 from escluster.kubernetes import Kubernetes
 from escluster.swarm import Swarm, SwarmPlacement
 from escluster.units import GIB, MIB, jvm_size, parse_size
@@ -39,8 +37,6 @@ KIBANA_MEMORY_FLOOR_BYTES = 1 * GIB
 MIN_PASSWORD_LENGTH = 6
 MAX_NODE_NAME_LENGTH = 63
 
-ENGINE_SCHEMES = ("unix", "ssh", "tcp")
-PORT_BLOCK = 10
 _VERSION = re.compile(r"^(?P<major>[0-9]+)\.(?P<minor>[0-9]+)\.(?P<patch>[0-9]+)$")
 
 
@@ -59,24 +55,6 @@ def _version(value: str) -> str:
     return value
 
 
-def _host_address(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        pass
-    labels = value.rstrip(".").split(".")
-    if len(value) > 253 or not all(DNS_LABEL.match(label) for label in labels) or labels[-1].isdigit():
-        raise ValueError(f"{value!r} is neither an IP address nor a DNS name") from None
-    return value
-
-
-def _engine_url(value: str) -> str:
-    scheme, sep, rest = value.partition("://")
-    if not sep or scheme not in ENGINE_SCHEMES or not rest:
-        raise ValueError(f"{value!r} is not a Docker engine URL (unix://, ssh:// or tcp://)")
-    return value
-
-
 def version_tuple(version: str) -> tuple[int, int, int]:
     major, minor, patch = version.split(".")
     return int(major), int(minor), int(patch)
@@ -86,20 +64,7 @@ def version_tuple(version: str) -> tuple[int, int, int]:
 Size = Annotated[int, BeforeValidator(_size), PlainSerializer(jvm_size, return_type=str)]
 Version = Annotated[str, AfterValidator(_version)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-HostAddress = Annotated[str, AfterValidator(_host_address)]
-EngineUrl = Annotated[str, AfterValidator(_engine_url)]
 Password = Annotated[SecretStr, Field(min_length=MIN_PASSWORD_LENGTH)]
-
-
-@dataclass(frozen=True)
-class NodeSlot:
-    """A node's place: its name, group, Docker host (None: the local engine) and published host ports."""
-
-    name: str
-    group_index: int
-    host: str | None
-    http_port: int | None
-    transport_port: int | None
 
 
 class Target(enum.StrEnum):
@@ -121,10 +86,6 @@ class Role(enum.StrEnum):
     ml = "ml"
     remote_cluster_client = "remote_cluster_client"
     transform = "transform"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class NodeGroup(Strict):
@@ -311,22 +272,6 @@ class Exposure(Strict):
     transport_port: Port = Field(9300, description="Across hosts: first published transport port on each host.")
 
 
-class DockerHost(Strict):
-    name: DnsLabel = Field(description="Host name used by `placement` and `kibana.host`.")
-    engine: EngineUrl = Field(description="Docker engine: `ssh://user@host`, `tcp://host:2376` or `unix://…`.")
-    address: HostAddress = Field(description="Address other hosts and clients reach this host at.")
-    cert_path: str | None = Field(
-        None, description="Directory with `ca.pem`, `cert.pem`, `key.pem` for a `tcp://` engine (required there)."
-    )
-    ssh_opts: list[str] = Field(default_factory=list, description="Extra ssh options for an `ssh://` engine.")
-
-    @model_validator(mode="after")
-    def _check(self) -> DockerHost:
-        if self.engine.startswith("tcp://") and not self.cert_path:
-            raise ValueError("cert_path: a tcp:// engine needs TLS material (an open engine port is root on the host)")
-        return self
-
-
 class StackConfig(Strict):
     target: Target = Field(Target.docker, description="Where the stack runs: docker, swarm or kubernetes.")
     cluster: Cluster
@@ -370,51 +315,13 @@ class StackConfig(Strict):
 
     @property
     def kibana_host(self) -> DockerHost | None:
-        if not self.docker_hosts:
-            return None
-        wanted = self.kibana.host or self.docker_hosts[0].name
-        return next(host for host in self.docker_hosts if host.name == wanted)
+        return hosts.kibana_host(self)
 
     def node_slots(self) -> list[NodeSlot]:
-        """Where each node runs and which host ports it publishes.
-
-        Nodes go to their group's placement (or every host) in turn. Across hosts, a group's nodes on one
-        host take consecutive ports from the group's first port, so adding a node or a group never moves
-        an existing node to another port.
-        """
-        hosts = [host.name for host in self.docker_hosts]
-        http_base, transport_base = self.exposure.http_port, self.exposure.transport_port
-        slots: list[NodeSlot] = []
-        for group_index, group in enumerate(self.cluster.node_groups):
-            # Placement names docker hosts only across hosts; on a swarm it holds label selectors.
-            targets = (group.placement or hosts) if hosts else []
-            on_host: dict[str, int] = {}
-            for index in range(group.count):
-                name = f"{self.cluster.name}-{group.name}-{index}"
-                if not targets:
-                    # One engine: the first node of the cluster publishes HTTP, transport stays inside.
-                    slots.append(NodeSlot(name, group_index, None, http_base if not slots else None, None))
-                    continue
-                host = targets[index % len(targets)]
-                nth = on_host[host] = on_host.get(host, -1) + 1
-                http = group.http_port or (http_base + PORT_BLOCK * group_index if http_base else None)
-                transport = group.transport_port or transport_base + PORT_BLOCK * group_index
-                slots.append(NodeSlot(name, group_index, host, http + nth if http else None, transport + nth))
-        return slots
+        return hosts.node_slots(self)
 
     def published_host_ports(self) -> list[tuple[str, str | None, int]]:
-        """Every published (host, port), with the config key that asks for it (host None: the local engine)."""
-        ports: list[tuple[str, str | None, int]] = []
-        for slot in self.node_slots():
-            group_key = f"cluster.node_groups[{slot.group_index}]"
-            if slot.http_port is not None:
-                key = f"{group_key}.http_port" if self.across_hosts else "exposure.http_port"
-                ports.append((key, slot.host, slot.http_port))
-            if slot.transport_port is not None:
-                ports.append((f"{group_key}.transport_port", slot.host, slot.transport_port))
-        kibana_host = self.kibana_host.name if self.kibana_host else None
-        ports += [("kibana.port", kibana_host, self.kibana.port + i) for i in range(self.kibana.replicas)]
-        return ports
+        return hosts.published_host_ports(self)
 
     @model_validator(mode="after")
     def _check(self) -> StackConfig:
@@ -428,7 +335,7 @@ class StackConfig(Strict):
         if self.target is Target.swarm and self.cluster.memory_lock:
             raise ValueError("cluster.memory_lock: Swarm services cannot set the memlock ulimit; leave it off")
         if self.target is Target.docker:
-            self._check_docker_hosts()
+            hosts.check_docker_hosts(self)
             if self.swarm is not None:
                 raise ValueError("swarm: only the swarm target uses it; set target: swarm or remove it")
         if self.target is Target.kubernetes:
@@ -464,22 +371,3 @@ class StackConfig(Strict):
     @property
     def k8s(self) -> Kubernetes:
         return self.kubernetes or Kubernetes()
-
-    def _check_docker_hosts(self) -> None:
-        names = [host.name for host in self.docker_hosts]
-        for index, name in enumerate(names):
-            if name in names[:index]:
-                raise ValueError(f"docker_hosts[{index}].name: {name!r} is used by another host")
-        for index, group in enumerate(self.cluster.node_groups):
-            key = f"cluster.node_groups[{index}]"
-            for place_index, place in enumerate(group.placement):
-                if not names:
-                    raise ValueError(f"{key}.placement: nodes are placed on docker_hosts; define docker_hosts first")
-                if place not in names:
-                    raise ValueError(f"{key}.placement[{place_index}]: {place!r} is not a docker host ({names})")
-            if not names and (group.http_port or group.transport_port):
-                raise ValueError(f"{key}: http_port and transport_port are for clusters across docker_hosts")
-        if self.kibana.host is not None and self.kibana.host not in names:
-            raise ValueError(f"kibana.host: {self.kibana.host!r} is not a docker host ({names})")
-        if names and self.exposure.http_port is None:
-            raise ValueError("exposure.http_port: across hosts, Kibana reaches the nodes on published HTTP ports")

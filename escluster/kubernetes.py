@@ -10,9 +10,9 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from escluster.fields import DnsLabel, DnsSubdomain, IPAddress
+from escluster.fields import DnsLabel, DnsSubdomain, IPAddress, Strict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -54,10 +54,6 @@ def parse_addresses(text: str) -> AddressRange:
     except ValueError as error:
         raise ValueError(f"{text!r} is not a CIDR ({error})") from None
     return AddressRange(text, network.network_address, network.broadcast_address)
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Pool(Strict):

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from escluster.config import DockerHost, NodeSlot, StackConfig
+from escluster.config import StackConfig
+from escluster.hosts import DockerHost, NodeSlot
 from escluster.units import jvm_size
 
 ES_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch"

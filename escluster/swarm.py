@@ -9,7 +9,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from escluster.fields import Strict
 
 LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
@@ -23,9 +25,7 @@ def parse_selector(text: str) -> tuple[str, str] | None:
     return None
 
 
-class SwarmNode(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SwarmNode(Strict):
     node: str = Field(description="Swarm node hostname or ID, as `docker node ls` shows it.")
     labels: dict[str, str] = Field(description="Labels the program puts on the node, such as `{server: a}`.")
 
@@ -47,9 +47,7 @@ class SwarmNode(BaseModel):
         return value
 
 
-class Swarm(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Swarm(Strict):
     manager: str = Field(description="Docker engine of a swarm manager: `ssh://user@host` or `tcp://host:2376`.")
     cert_path: str | None = Field(None, description="TLS material directory for a `tcp://` manager.")
     ssh_opts: list[str] = Field(default_factory=list, description="Extra ssh options for an `ssh://` manager.")

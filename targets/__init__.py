@@ -1,1 +1,15 @@
 """One module per target: each composes the components for a validated plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    elasticsearch_url: str | None
+    kibana_url: str
+    ca_certificate: pulumi.Output[str]
+    elastic_password: pulumi.Output[str]

@@ -15,16 +15,9 @@ from components.elasticsearch_node import ElasticsearchNode
 from components.kibana import KibanaPair
 from components.setup_job import CertSetupJob
 from escluster.plan import ES_IMAGE, ClusterPlan, HostPlan
+from targets import StackOutputs
 
 LOCAL_ENGINE = "local"
-
-
-@dataclass(frozen=True)
-class StackOutputs:
-    elasticsearch_url: str | None
-    kibana_url: str
-    ca_certificate: pulumi.Output[str]
-    elastic_password: pulumi.Output[str]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from components.k8s_setup_job import KubernetesSetupJob
 from components.metallb import MetalLBPool
 from escluster.k8s_plan import KubernetesPlan
 from escluster.plan import HTTP_PORT, KIBANA_PORT, TRANSPORT_PORT
-from targets.docker import StackOutputs
+from targets import StackOutputs
 
 
 def _service(

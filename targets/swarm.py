@@ -7,7 +7,8 @@ from components.credentials import StackCredentials
 from components.swarm_stack import SwarmSecrets, SwarmStack
 from escluster.plan import ClusterPlan
 from escluster.swarm import Swarm
-from targets.docker import StackOutputs, url_host
+from targets import StackOutputs
+from targets.docker import url_host
 
 
 def deploy(plan: ClusterPlan, swarm: Swarm, credentials: StackCredentials) -> StackOutputs:

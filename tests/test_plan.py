@@ -205,7 +205,9 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-def test_plan_and_config_stay_free_of_pulumi() -> None:
-    for module in ("plan.py", "config.py", "units.py", "scripts.py"):
-        imports = imported_modules(ROOT / "escluster" / module)
-        assert not {m for m in imports if m.startswith("pulumi")}, f"escluster/{module} imports Pulumi"
+def test_config_and_plan_modules_stay_free_of_pulumi() -> None:
+    # Only escluster/load.py reads Pulumi's config; everything else there is pure.
+    modules = [path for path in (ROOT / "escluster").glob("*.py") if path.name != "load.py"]
+    assert len(modules) >= 8
+    for path in modules:
+        assert not {m for m in imported_modules(path) if m.startswith("pulumi")}, f"{path.name} imports Pulumi"

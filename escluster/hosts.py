@@ -1,0 +1,140 @@
+"""Docker hosts of a cluster across servers, and where each node runs and which host ports it takes.
+
+Pure Python, used by the config's validation and by the plan.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import AfterValidator, Field, model_validator
+
+from escluster.fields import DNS_LABEL, DnsLabel, Strict
+
+if TYPE_CHECKING:
+    from escluster.config import StackConfig
+
+ENGINE_SCHEMES = ("unix", "ssh", "tcp")
+# Across hosts each node group's ports start this far apart on a host.
+PORT_BLOCK = 10
+
+
+def _host_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    if len(value) > 253 or not all(DNS_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+        raise ValueError(f"{value!r} is neither an IP address nor a DNS name") from None
+    return value
+
+
+def _engine_url(value: str) -> str:
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ENGINE_SCHEMES or not rest:
+        raise ValueError(f"{value!r} is not a Docker engine URL (unix://, ssh:// or tcp://)")
+    return value
+
+
+HostAddress = Annotated[str, AfterValidator(_host_address)]
+EngineUrl = Annotated[str, AfterValidator(_engine_url)]
+
+
+class DockerHost(Strict):
+    name: DnsLabel = Field(description="Host name used by `placement` and `kibana.host`.")
+    engine: EngineUrl = Field(description="Docker engine: `ssh://user@host`, `tcp://host:2376` or `unix://…`.")
+    address: HostAddress = Field(description="Address other hosts and clients reach this host at.")
+    cert_path: str | None = Field(
+        None, description="Directory with `ca.pem`, `cert.pem`, `key.pem` for a `tcp://` engine (required there)."
+    )
+    ssh_opts: list[str] = Field(default_factory=list, description="Extra ssh options for an `ssh://` engine.")
+
+    @model_validator(mode="after")
+    def _check(self) -> DockerHost:
+        if self.engine.startswith("tcp://") and not self.cert_path:
+            raise ValueError("cert_path: a tcp:// engine needs TLS material (an open engine port is root on the host)")
+        return self
+
+
+@dataclass(frozen=True)
+class NodeSlot:
+    """A node's place: its name, group, Docker host (None: the local engine) and published host ports."""
+
+    name: str
+    group_index: int
+    host: str | None
+    http_port: int | None
+    transport_port: int | None
+
+
+def kibana_host(config: StackConfig) -> DockerHost | None:
+    if not config.docker_hosts:
+        return None
+    wanted = config.kibana.host or config.docker_hosts[0].name
+    return next(host for host in config.docker_hosts if host.name == wanted)
+
+
+def node_slots(config: StackConfig) -> list[NodeSlot]:
+    """Where each node runs and which host ports it publishes.
+
+    Nodes go to their group's placement (or every host) in turn. Across hosts, a group's nodes on one
+    host take consecutive ports from the group's first port, so adding a node or a group never moves
+    an existing node to another port.
+    """
+    hosts = [host.name for host in config.docker_hosts]
+    http_base, transport_base = config.exposure.http_port, config.exposure.transport_port
+    slots: list[NodeSlot] = []
+    for group_index, group in enumerate(config.cluster.node_groups):
+        # Placement names docker hosts only across hosts; on a swarm it holds label selectors.
+        targets = (group.placement or hosts) if hosts else []
+        on_host: dict[str, int] = {}
+        for index in range(group.count):
+            name = f"{config.cluster.name}-{group.name}-{index}"
+            if not targets:
+                # One engine: the first node of the cluster publishes HTTP, transport stays inside.
+                slots.append(NodeSlot(name, group_index, None, http_base if not slots else None, None))
+                continue
+            host = targets[index % len(targets)]
+            nth = on_host[host] = on_host.get(host, -1) + 1
+            http = group.http_port or (http_base + PORT_BLOCK * group_index if http_base else None)
+            transport = group.transport_port or transport_base + PORT_BLOCK * group_index
+            slots.append(NodeSlot(name, group_index, host, http + nth if http else None, transport + nth))
+    return slots
+
+
+def published_host_ports(config: StackConfig) -> list[tuple[str, str | None, int]]:
+    """Every published (host, port), with the config key that asks for it (host None: the local engine)."""
+    ports: list[tuple[str, str | None, int]] = []
+    for slot in config.node_slots():
+        group_key = f"cluster.node_groups[{slot.group_index}]"
+        if slot.http_port is not None:
+            key = f"{group_key}.http_port" if config.across_hosts else "exposure.http_port"
+            ports.append((key, slot.host, slot.http_port))
+        if slot.transport_port is not None:
+            ports.append((f"{group_key}.transport_port", slot.host, slot.transport_port))
+    kibana_host = config.kibana_host.name if config.kibana_host else None
+    ports += [("kibana.port", kibana_host, config.kibana.port + i) for i in range(config.kibana.replicas)]
+    return ports
+
+
+def check_docker_hosts(config: StackConfig) -> None:
+    names = [host.name for host in config.docker_hosts]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise ValueError(f"docker_hosts[{index}].name: {name!r} is used by another host")
+    for index, group in enumerate(config.cluster.node_groups):
+        key = f"cluster.node_groups[{index}]"
+        for place_index, place in enumerate(group.placement):
+            if not names:
+                raise ValueError(f"{key}.placement: nodes are placed on docker_hosts; define docker_hosts first")
+            if place not in names:
+                raise ValueError(f"{key}.placement[{place_index}]: {place!r} is not a docker host ({names})")
+        if not names and (group.http_port or group.transport_port):
+            raise ValueError(f"{key}: http_port and transport_port are for clusters across docker_hosts")
+    if config.kibana.host is not None and config.kibana.host not in names:
+        raise ValueError(f"kibana.host: {config.kibana.host!r} is not a docker host ({names})")
+    if names and config.exposure.http_port is None:
+        raise ValueError("exposure.http_port: across hosts, Kibana reaches the nodes on published HTTP ports")
