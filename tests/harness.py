@@ -6,6 +6,7 @@ parent, protect / retain_on_delete, dependencies, and the stack outputs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 from collections.abc import Iterator, Mapping
@@ -209,6 +210,14 @@ def render_failure(
     raise AssertionError(f"stack {stack} rendered without an error")
 
 
+def _drop_duplicate_program_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A failed program leaves Futures holding the RunError the test already received from the run;
+    asyncio would print each again when it is collected. Everything else goes to the default handler."""
+    if isinstance(context.get("exception"), pulumi.RunError) and "never retrieved" in str(context.get("message")):
+        return
+    loop.default_exception_handler(context)
+
+
 def _run(
     result: Render,
     config: Mapping[str, Any] | None,
@@ -232,6 +241,8 @@ def _run(
 
     def program() -> None:
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    asyncio.get_event_loop().set_exception_handler(_drop_duplicate_program_errors)
 
     _sync_await(run_in_stack(program))
 
