@@ -44,8 +44,6 @@ class GroupPlan:
     statefulset: str
     group: str
     replicas: int
-    roles: tuple[str, ...]
-    master_eligible: bool
     memory_bytes: int
     heap_bytes: int
     storage_bytes: int
@@ -127,8 +125,6 @@ def build_kubernetes_plan(config: StackConfig) -> KubernetesPlan:
                 statefulset=statefulset,
                 group=group.name,
                 replicas=group.count,
-                roles=tuple(str(role) for role in group.roles),
-                master_eligible=group.master_eligible,
                 memory_bytes=group.memory,
                 heap_bytes=group.heap_bytes,
                 storage_bytes=group.storage,

@@ -72,12 +72,9 @@ class HostPlan:
 @dataclass(frozen=True)
 class NodePlan:
     name: str
-    group: str
     roles: tuple[str, ...]
-    master_eligible: bool
     memory_bytes: int
     heap_bytes: int
-    storage_bytes: int
     tls: TlsFiles
     # Names and addresses clients use to reach the node: they go into its certificate.
     dns_names: tuple[str, ...]
@@ -131,9 +128,6 @@ class ClusterPlan:
     hosts: tuple[HostPlan, ...]
     memory_lock: bool
     cert_validity_hours: int
-    single_node: bool
-    seed_hosts: tuple[str, ...]
-    initial_master_nodes: tuple[str, ...]
 
     @property
     def http_exposed_node(self) -> NodePlan | None:
@@ -209,12 +203,9 @@ def build_plan(config: StackConfig) -> ClusterPlan:
         nodes.append(
             NodePlan(
                 name=slot.name,
-                group=group.name,
                 roles=tuple(str(role) for role in group.roles),
-                master_eligible=group.master_eligible,
                 memory_bytes=group.memory,
                 heap_bytes=group.heap_bytes,
-                storage_bytes=group.storage,
                 tls=tls,
                 dns_names=(slot.name, "localhost", *(a for a in published if not _is_ip(a))),
                 ip_addresses=_ips(published),
@@ -238,9 +229,6 @@ def build_plan(config: StackConfig) -> ClusterPlan:
         hosts=tuple(hosts.values()),
         memory_lock=config.memory_lock,
         cert_validity_hours=config.security.cert_validity_days * 24,
-        single_node=single_node,
-        seed_hosts=seed_hosts,
-        initial_master_nodes=initial_masters,
     )
 
 

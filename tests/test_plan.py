@@ -191,7 +191,8 @@ def test_voting_only_nodes_join_the_bootstrap_list() -> None:
             }
         )
     )
-    assert plan.initial_master_nodes == ("c-m-0", "c-m-1", "c-tie-0")
+    for node in plan.nodes:
+        assert node.settings["cluster.initial_master_nodes"] == ["c-m-0", "c-m-1", "c-tie-0"]
 
 
 def imported_modules(path: Path) -> set[str]:
