@@ -18,10 +18,6 @@ SECRET_KEYS = ("security",)
 class ConfigError(pulumi.RunError):
     """A bad stack config. Pulumi prints a RunError's message alone, without a traceback."""
 
-    @classmethod
-    def at(cls, key_path: str, reason: str) -> ConfigError:
-        return cls(f"Pulumi.{pulumi.get_stack()}.yaml: {key_path}: {reason}")
-
 
 def stack_config_values(project: str) -> tuple[dict[str, Any], set[str]]:
     """Every config value in the project's namespace, and the keys held as secrets."""
