@@ -314,9 +314,7 @@ def check_network_and_ports(render: Render, bind_address: str = "127.0.0.1") -> 
 def provider_hosts(render: Render) -> dict[str, str]:
     """Provider reference (urn::id) → its Docker engine URL."""
     return {
-        f"{p.urn}::{p.name}-id": str(p.inputs.get("host"))
-        for p in render.resources
-        if p.type == "pulumi:providers:docker"
+        f"{p.urn}::{p.id}": str(p.inputs.get("host")) for p in render.resources if p.type == "pulumi:providers:docker"
     }
 
 

@@ -27,7 +27,7 @@ def container_spec(service: Registration) -> dict[str, Any]:
 
 def files(render: Render, service: Registration) -> dict[str, tuple[str, Registration]]:
     """Path in the task → (content, the Secret or ServiceConfig that provides it)."""
-    by_id = {f"{r.name}-id": r for r in render.of_type(SECRET) + render.of_type(CONFIG)}
+    by_id = {r.id: r for r in render.of_type(SECRET) + render.of_type(CONFIG)}
     provided = {}
     spec = container_spec(service)
     for mount in spec.get("configs", []) + spec.get("secrets", []):
@@ -83,7 +83,7 @@ def check_services_pinned_by_applied_labels(render: Render) -> None:
 
 
 def check_overlay_dnsrr_and_updates(render: Render) -> None:
-    overlays = {f"{n.name}-id" for n in render.of_type(rules.NETWORK) if n.inputs.get("driver") == "overlay"}
+    overlays = {n.id for n in render.of_type(rules.NETWORK) if n.inputs.get("driver") == "overlay"}
     for network in render.of_type(rules.NETWORK):
         if network.inputs.get("driver") == "overlay":
             assert network.inputs.get("attachable") is True, f"{network.name}: overlay not attachable"

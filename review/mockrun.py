@@ -1,0 +1,258 @@
+"""Run a Pulumi program under the mock runtime and record every registration.
+
+The recording keeps what the engine would see: inputs, which input paths are secrets, parent,
+protect / retain_on_delete / delete_before_replace, dependencies, provider, and the stack outputs.
+Mock outputs are a pure function of a resource's inputs, as a real provider's are in the ways that
+matter downstream: a changed certificate request gives a new certificate, a changed swarm config a
+new config id, a new image reference a new image id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import runpy
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+SECRET_SIG = rpc._special_secret_sig
+SIG_KEY = rpc._special_sig_key
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    id: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    secret_paths: set[str]
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    dependencies: list[str]
+    provider: str
+    # The inputs as serialized for the engine, secrets still wrapped: what a render masks.
+    raw_inputs: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def input_is_secret(self, path: str) -> bool:
+        """True when the input at `path` (dots and [i]) or a value inside it is a secret."""
+        return any(p == path or p.startswith((path + ".", path + "[")) for p in self.secret_paths) or any(
+            path.startswith((p + ".", p + "[")) for p in self.secret_paths
+        )
+
+
+@dataclass
+class Render:
+    stack: str
+    resources: list[Registration] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+    raw_outputs: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Passwords the stack config set (with --secret): they must not leak either.
+    configured_secrets: set[str] = field(default_factory=set)
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str) -> Registration:
+        """The custom resource of that name (a component may share the name of its main child)."""
+        matches = [r for r in self.resources if r.name == name and r.custom]
+        assert len(matches) == 1, f"{len(matches)} resources named {name}"
+        return matches[0]
+
+    def by_urn(self) -> dict[str, Registration]:
+        return {r.urn: r for r in self.resources}
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG
+
+
+def _secret_paths(value: Any, path: str = "") -> Iterator[str]:
+    if is_secret(value):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _secret_paths(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _secret_paths(item, f"{path}[{index}]")
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    """The raw inputs with each secret replaced by its value; `_secret_paths` remembers where they were."""
+    if is_secret(value):
+        return _unwrap_secrets(value.get("value"))
+    if isinstance(value, dict):
+        return {key: _unwrap_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(item) for item in value]
+    return value
+
+
+def _digest(inputs: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _pem(label: str, name: str, inputs: Mapping[str, Any]) -> str:
+    return f"-----BEGIN {label}-----\n{name} {_digest(inputs)}\n-----END {label}-----\n"
+
+
+def _fake_outputs(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
+    """What the providers would return, where the program reads it."""
+    name, inputs = args.name, args.inputs
+    if args.typ == "tls:index/privateKey:PrivateKey":
+        return {"private_key_pem": _pem("PRIVATE KEY", name, inputs)}
+    if args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+        return {"cert_pem": _pem("CERTIFICATE", name, inputs)}
+    if args.typ == "tls:index/certRequest:CertRequest":
+        return {"cert_request_pem": _pem("CERTIFICATE REQUEST", name, inputs)}
+    if args.typ == "random:index/randomPassword:RandomPassword":
+        return {"result": f"generated-{name}"}
+    if args.typ == "docker:index/remoteImage:RemoteImage":
+        # The id follows the image reference, as a real pull's does: a new version is a new id.
+        return {"image_id": f"sha256:{inputs['name']}", "repo_digest": inputs.get("name", "")}
+    if args.typ in ("docker:index/secret:Secret", "docker:index/serviceConfig:ServiceConfig"):
+        # Swarm configs and secrets are immutable: new data is a new object with a new autoname.
+        return {"name": inputs.get("name") or f"{name}-{_digest(inputs)[:7]}"}
+    if args.typ == "docker:index/container:Container" and inputs.get("attach"):
+        return {"exit_code": 0}
+    return {}
+
+
+def _fake_id(args: pulumi_mocks.MockResourceArgs) -> str:
+    if args.typ in ("docker:index/secret:Secret", "docker:index/serviceConfig:ServiceConfig"):
+        return f"{args.name}-{_digest(args.inputs)}"
+    return f"{args.name}-id"
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self, exit_codes: Mapping[str, int] | None = None) -> None:
+        self.exit_codes = dict(exit_codes or {})
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = {**args.inputs, **_fake_outputs(args)}
+        if args.name in self.exit_codes:
+            state["exit_code"] = self.exit_codes[args.name]
+        return _fake_id(args), state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: RecordingMocks, render: Render, project: str) -> None:
+        super().__init__(mocks)
+        self.render = render
+        self.project = project
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type != STACK_TYPE:
+            raw = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+            self.render.resources.append(
+                Registration(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    id=response.id,
+                    parent=request.parent,
+                    custom=request.custom,
+                    inputs=_unwrap_secrets(raw),
+                    secret_paths=set(_secret_paths(raw)),
+                    protect=request.protect,
+                    retain_on_delete=request.retainOnDelete,
+                    delete_before_replace=request.deleteBeforeReplace,
+                    provider=request.provider,
+                    dependencies=list(request.dependencies),
+                    raw_inputs=raw,
+                )
+            )
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        if request.urn.endswith(f"::{STACK_TYPE}::{self.project}-{self.render.stack}"):
+            raw = json_format.MessageToDict(request.outputs, preserving_proto_field_name=True)
+            self.render.secret_outputs = {p.split(".")[0].split("[")[0] for p in _secret_paths(raw)}
+            self.render.outputs = _unwrap_secrets(raw)
+            self.render.raw_outputs = raw
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
+
+
+def to_pulumi_config(config: Mapping[str, Any]) -> dict[str, str]:
+    """Config as the engine hands it to a program: structured values as JSON text."""
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+
+
+def _drop_duplicate_program_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A failed program leaves Futures holding the RunError its caller already received from the run;
+    asyncio would print each again when it is collected. Everything else goes to the default handler."""
+    if isinstance(context.get("exception"), pulumi.RunError) and "never retrieved" in str(context.get("message")):
+        return
+    loop.default_exception_handler(context)
+
+
+def run_program(
+    root: Path,
+    project: str,
+    stack: str,
+    config: Mapping[str, Any],
+    *,
+    secret_keys: list[str] | None = None,
+    exit_codes: Mapping[str, int] | None = None,
+) -> Render:
+    """Run `<root>/__main__.py` as stack `stack` with `config` (full `project:key` names) and record it.
+
+    A program that fails raises its error; what it registered before is lost with it (use
+    `run_program_into` to keep it).
+    """
+    result = Render(stack=stack)
+    run_program_into(result, root, project, config, secret_keys=secret_keys, exit_codes=exit_codes)
+    return result
+
+
+def run_program_into(
+    result: Render,
+    root: Path,
+    project: str,
+    config: Mapping[str, Any],
+    *,
+    secret_keys: list[str] | None = None,
+    exit_codes: Mapping[str, int] | None = None,
+) -> None:
+    mocks = RecordingMocks(exit_codes)
+    # A run that failed leaves its RPCs and errors behind; start clean, as pulumi.runtime.test does.
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    settings.set_root_resource(None)  # type: ignore[arg-type]
+    pulumi.runtime.set_mocks(
+        mocks, project=project, stack=result.stack, preview=False, monitor=RecordingMonitor(mocks, result, project)
+    )
+    # set_mocks made a root stack of its own; the program gets a fresh one, as under `pulumi up`.
+    settings.set_root_resource(None)  # type: ignore[arg-type]
+    runtime_config.set_all_config(to_pulumi_config(config), secret_keys or [])
+    # The program imports its own packages, as `pulumi up` run in its directory would.
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+
+    def program() -> None:
+        runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+
+    asyncio.get_event_loop().set_exception_handler(_drop_duplicate_program_errors)
+    _sync_await(run_in_stack(program))
