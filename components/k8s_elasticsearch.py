@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components import component_type
 from components.certificates import IssuedCertificate
-from components.k8s_objects import manifest
+from components.k8s_objects import CONFIG_HASH_ANNOTATION, config_hash, manifest
 from escluster.k8s_plan import CERTS_DIR, POD_NAME_ENV, GroupPlan, KubernetesPlan
 from escluster.plan import ES_CONFIG_DIR, ES_DATA_DIR, ES_IMAGE, HTTP_PORT, TRANSPORT_PORT, render_yaml
 from escluster.scripts import es_readiness_script
@@ -47,10 +47,11 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         name, namespace = group.statefulset, plan.namespace
         labels = {**plan.cluster_labels, "elasticsearch.escluster/node-group": group.group}
+        settings_file = render_yaml(group.settings)
         settings = k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata=manifest({"name": f"{name}-config", "namespace": namespace, "labels": labels}),
-            data={"elasticsearch.yml": render_yaml(group.settings)},
+            data={"elasticsearch.yml": settings_file},
             opts=child,
         )
         cert_data: dict[str, pulumi.Input[str]] = {"ca.crt": ca_cert_pem}
@@ -88,7 +89,10 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
                     "selector": {"matchLabels": labels},
                     "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
                     "template": {
-                        "metadata": {"labels": labels},
+                        "metadata": {
+                            "labels": labels,
+                            "annotations": {CONFIG_HASH_ANNOTATION: config_hash(settings_file)},
+                        },
                         "spec": {
                             "securityContext": {"fsGroup": ES_UID, "runAsUser": ES_UID, "runAsNonRoot": True},
                             "affinity": {

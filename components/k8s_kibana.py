@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import component_type
-from components.k8s_objects import manifest
+from components.k8s_objects import CONFIG_HASH_ANNOTATION, config_hash, manifest
 from components.kibana import HEALTHCHECK
 from escluster.k8s_plan import KubernetesPlan
 from escluster.plan import KIBANA_CONFIG_DIR, KIBANA_IMAGE, KIBANA_PORT, render_yaml
@@ -39,10 +39,11 @@ class KibanaDeployment(pulumi.ComponentResource):
         super().__init__(component_type("KibanaDeployment"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/name": "kibana", "app.kubernetes.io/instance": plan.cluster_name}
+        settings_file = render_yaml(plan.kibana_settings)
         config = k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata=manifest({"name": f"{name}-config", "namespace": plan.namespace, "labels": labels}),
-            data={"kibana.yml": render_yaml(plan.kibana_settings), "ca.crt": ca_cert_pem},
+            data={"kibana.yml": settings_file, "ca.crt": ca_cert_pem},
             opts=child,
         )
         secret = k8s.core.v1.Secret(
@@ -60,7 +61,14 @@ class KibanaDeployment(pulumi.ComponentResource):
                     "replicas": plan.kibana_replicas,
                     "selector": {"matchLabels": labels},
                     "template": {
-                        "metadata": {"labels": labels},
+                        "metadata": {
+                            "labels": labels,
+                            "annotations": {
+                                CONFIG_HASH_ANNOTATION: pulumi.Output.from_input(ca_cert_pem).apply(
+                                    lambda ca: config_hash(settings_file, ca)
+                                )
+                            },
+                        },
                         "spec": {
                             "securityContext": {"runAsUser": 1000, "runAsNonRoot": True, "fsGroup": 1000},
                             "containers": [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,3 +12,16 @@ def manifest(part: Mapping[str, Any]) -> Any:
     the Kubernetes OpenAPI schema in strict mode (kubernetes-validate), which checks more than the
     SDK's TypedDicts would."""
     return part
+
+
+# Pods mount their settings with subPath, which never sees a ConfigMap update: a hash of the content
+# in the pod template makes a settings change roll the pods (the helm chart's `configchecksum`).
+CONFIG_HASH_ANNOTATION = "escluster/config-hash"
+
+
+def config_hash(*contents: str) -> str:
+    digest = hashlib.sha256()
+    for content in contents:
+        digest.update(content.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]

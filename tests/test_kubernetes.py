@@ -83,11 +83,41 @@ def test_statefulset_then_setup_job_then_kibana() -> None:
     assert kibana.inputs["spec"]["replicas"] == 2
 
 
+PINNED = {"bootstrapped": True, "initial_master_nodes": ["prod-es-0", "prod-es-1", "prod-es-2"]}
+
+
 def test_scale_out_changes_only_the_replica_count() -> None:
-    before = rendered("prod").named("prod-es").inputs
-    after = render("prod", prod(lambda c: c[CLUSTER]["node_groups"][0].update(count=5))).named("prod-es").inputs
+    """A formed cluster (bootstrap pinned, README "Bootstrap once") scales out without touching a pod.
+    Before the pin, the bootstrap list names every master pod, so a new count rolls them: the offline
+    diff reports that restart (tests/test_review.py)."""
+    before = render("prod", prod(lambda c: c[CLUSTER].update(PINNED))).named("prod-es").inputs
+
+    def scale_out(config: dict[str, Any]) -> None:
+        config[CLUSTER].update(PINNED)
+        config[CLUSTER]["node_groups"][0].update(count=5)
+
+    after = render("prod", prod(scale_out)).named("prod-es").inputs
     assert after["spec"]["replicas"] == 5
     assert after["spec"]["template"] == before["spec"]["template"], "scaling out would restart every pod"
+
+
+def test_a_settings_change_rolls_the_pods() -> None:
+    """Pods mount elasticsearch.yml with subPath, which never sees a ConfigMap update: the change must
+    reach the pod template, or the pods would keep the old settings until some unrelated restart."""
+    before = rendered("prod")
+    pinned = prod(lambda c: c[CLUSTER].update(PINNED))
+    after = render("prod", pinned)
+    assert after.named("prod-es-config").inputs["data"] != before.named("prod-es-config").inputs["data"]
+    assert after.named("prod-es").inputs["spec"]["template"] != before.named("prod-es").inputs["spec"]["template"]
+
+
+def test_a_kibana_config_change_rolls_kibana_only() -> None:
+    before = rendered("prod")
+    after = render("prod", prod(lambda c: c.update({f"{PROJECT}:security": {"cert_validity_days": 400}})))
+    assert after.named("prod-kibana-config").inputs["data"] != before.named("prod-kibana-config").inputs["data"]
+    kibana_template = [r.named("prod-kibana").inputs["spec"]["template"] for r in (before, after)]
+    assert kibana_template[0] != kibana_template[1]
+    assert after.named("prod-es").inputs == before.named("prod-es").inputs, "the CA reaches ES pods by a live Secret"
 
 
 def test_metallb_install_and_strict_arp_come_before_the_pools() -> None:
