@@ -1,8 +1,9 @@
 """Compare two renders of a stack: resources added, removed and changed, the changed fields, and
 which changes replace or restart an Elasticsearch node.
 
-A workload runs an Elasticsearch node when it gets an `elasticsearch.yml`: a container upload, a swarm
-config file or a StatefulSet volume mount. What restarts it follows the provider's rules:
+A workload runs an Elasticsearch node when it gets an `elasticsearch.yml` (read as the policy pack reads
+it: a container upload, a swarm config file or a pod volume mount). What restarts it follows the
+provider's rules:
 - a Docker container is replaced on any input change (pulumi-docker recreates containers);
 - a swarm service restarts its task when the task spec, mode, endpoint or name changes;
 - a StatefulSet rolls every pod when its pod template changes, and is replaced (all pods at once)
@@ -15,10 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-CONTAINER = "docker:index/container:Container"
-SWARM_SERVICE = "docker:index/service:Service"
-STATEFULSET = "kubernetes:apps/v1:StatefulSet"
-ES_SETTINGS_FILE = "/elasticsearch.yml"
+from elastic_policy.workloads import CONTAINER, SWARM_SERVICE, containers
 
 # Swarm service fields whose change restarts the task (the rest, like labels and update config, do not).
 SWARM_TASK_FIELDS = ("inputs.taskSpec", "inputs.mode", "inputs.endpointSpec", "inputs.name", "provider")
@@ -92,20 +90,7 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[FieldC
 
 
 def runs_elasticsearch(document: dict[str, Any]) -> bool:
-    inputs = document.get("inputs") or {}
-    kind = document.get("type")
-    if kind == CONTAINER:
-        files = [upload.get("file", "") for upload in inputs.get("uploads") or []]
-    elif kind == SWARM_SERVICE:
-        spec = (inputs.get("taskSpec") or {}).get("containerSpec") or {}
-        files = [config.get("fileName", "") for config in spec.get("configs") or []]
-    elif kind == STATEFULSET:
-        pod = ((inputs.get("spec") or {}).get("template") or {}).get("spec") or {}
-        mounts = [mount for container in pod.get("containers") or [] for mount in container.get("volumeMounts") or []]
-        files = [mount.get("mountPath", "") for mount in mounts]
-    else:
-        return False
-    return any(str(path).endswith(ES_SETTINGS_FILE) for path in files)
+    return any(c.runs_elasticsearch for c in containers(str(document.get("type")), document.get("inputs") or {}))
 
 
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:
