@@ -46,12 +46,20 @@ def render_stacks(root: Path, stacks: Sequence[str], out: Path | None) -> int:
 def render_tree(root: Path, stacks: Sequence[str], out: Path) -> None:
     """Render a tree in a fresh interpreter: two trees' modules of the same names must not meet."""
     out.mkdir(parents=True, exist_ok=True)
+    if not stacks:
+        return
     # -P keeps the tree's own `review` (if any) off the path; the tree's program is put first by the render.
     command = [sys.executable, "-P", "-m", "review", "render", "--root", str(root), "--out", str(out)]
     environment = {**os.environ, "PYTHONPATH": str(TOOL_HOME)}
     for variable in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS"):
         environment.pop(variable, None)
-    subprocess.run([*command, "--stack", *stacks], cwd=root, env=environment, check=False, stdout=subprocess.DEVNULL)
+    run = subprocess.run(
+        [*command, "--stack", *stacks], cwd=root, env=environment, check=False, capture_output=True, text=True
+    )
+    # A tree that cannot be rendered at all (no Pulumi.yaml, a crash before any stack) fails every stack.
+    for stack in stacks:
+        if not (out / f"{stack}.yaml").exists() and not (out / f"{stack}{ERROR_SUFFIX}").exists():
+            (out / f"{stack}{ERROR_SUFFIX}").write_text(run.stderr[-2000:] or f"exit status {run.returncode}")
 
 
 def checkout(root: Path, ref: str, into: Path) -> None:

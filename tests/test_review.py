@@ -83,15 +83,19 @@ def test_encrypted_stack_values_become_secret_placeholders(tmp_path: Path) -> No
 # --- diffs: the program copied into a git repository, one commit as the base, edits in its work tree
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("project")
+def copy_program(root: Path) -> None:
     for name in PROGRAM:
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, root / name)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("project")
+    copy_program(root)
     for stack in STACKS:
         shutil.copy(ROOT / f"Pulumi.{stack}.yaml", root)
     git = ["git", "-C", str(root), "-c", "user.name=review", "-c", "user.email=review@example.invalid"]
@@ -248,3 +252,17 @@ def test_a_new_node_is_no_restart() -> None:
     base = [doc for doc in head if doc.get("name") != "dev-es-0" or not doc.get("custom")]
     (added,) = [c for c in diff_stack("dev", base, head).changes if c.name == "dev-es-0"]
     assert added.kind == "added" and added.es_node_impact is None
+
+
+def test_a_base_that_cannot_be_rendered_is_reported(tmp_path: Path) -> None:
+    """A base commit with a stack file but no Pulumi project fails that stack's base side, not the command."""
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=review", "-c", "user.email=review@example.invalid"]
+    shutil.copy(ROOT / "Pulumi.dev.yaml", tmp_path)
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "stack file only"], check=True)
+    copy_program(tmp_path)
+    (diff,) = diff_trees(tmp_path, "HEAD", None)
+    assert diff.stack == "dev" and diff.head_error is None
+    assert diff.base_error is not None and "Pulumi.yaml" in diff.base_error
+    assert ":x: **Render failed at base:**" in markdown("t", [diff])
