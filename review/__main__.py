@@ -13,7 +13,7 @@ from pathlib import Path
 
 from review.diff import StackDiff, diff_stack
 from review.documents import documents, dump, load
-from review.mockrun import run_program
+from review.mockrun import Render, run_program_into
 from review.report import markdown
 from review.stacks import project_name, read_stack_file, stack_names
 
@@ -28,7 +28,9 @@ def render_stacks(root: Path, stacks: Sequence[str], out: Path | None) -> int:
     for stack in stacks:
         config, secret_keys = read_stack_file(root / f"Pulumi.{stack}.yaml")
         try:
-            text = dump(documents(run_program(root, project, stack, config, secret_keys=secret_keys)))
+            result = Render(stack)
+            run_program_into(result, root, project, config, secret_keys=secret_keys)
+            text = dump(documents(result))
         except Exception as error:
             failed += 1
             message = f"{type(error).__name__}: {error}" if not str(error).startswith("Pulumi.") else str(error)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from elastic_policy.workloads import CONTAINER, SWARM_SERVICE, containers
+from elastic_policy.workloads import CONTAINER, SWARM_SERVICE, containers, get_path
 
 # Swarm service fields whose change restarts the task (the rest, like labels and update config, do not).
 SWARM_TASK_FIELDS = ("inputs.taskSpec", "inputs.mode", "inputs.endpointSpec", "inputs.name", "provider")
@@ -116,8 +116,8 @@ def es_node_impact(change: ResourceChange, before: dict[str, Any] | None, after:
     template = [p for p in paths if _under(p, ("inputs.spec.template",))]
     if template:
         return f"rolling restart of every pod (pod-template change: {_summary(template)})"
-    replicas_before = ((before or {}).get("inputs") or {}).get("spec", {}).get("replicas", 1)
-    replicas_after = ((after or {}).get("inputs") or {}).get("spec", {}).get("replicas", 1)
+    replicas_before = get_path(before, "inputs", "spec", "replicas") or 1
+    replicas_after = get_path(after, "inputs", "spec", "replicas") or 1
     if replicas_after < replicas_before:
         return f"scaled in from {replicas_before} to {replicas_after} pods: nodes leave the cluster"
     return None

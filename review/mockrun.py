@@ -208,25 +208,6 @@ def _drop_duplicate_program_errors(loop: asyncio.AbstractEventLoop, context: dic
     loop.default_exception_handler(context)
 
 
-def run_program(
-    root: Path,
-    project: str,
-    stack: str,
-    config: Mapping[str, Any],
-    *,
-    secret_keys: list[str] | None = None,
-    exit_codes: Mapping[str, int] | None = None,
-) -> Render:
-    """Run `<root>/__main__.py` as stack `stack` with `config` (full `project:key` names) and record it.
-
-    A program that fails raises its error; what it registered before is lost with it (use
-    `run_program_into` to keep it).
-    """
-    result = Render(stack=stack)
-    run_program_into(result, root, project, config, secret_keys=secret_keys, exit_codes=exit_codes)
-    return result
-
-
 def run_program_into(
     result: Render,
     root: Path,
@@ -236,6 +217,8 @@ def run_program_into(
     secret_keys: list[str] | None = None,
     exit_codes: Mapping[str, int] | None = None,
 ) -> None:
+    """Run `<root>/__main__.py` as stack `result.stack` with `config` (full `project:key` names), recording
+    into `result`; a program that fails raises its error, and `result` keeps what it registered before."""
     mocks = RecordingMocks(exit_codes)
     # A run that failed leaves its RPCs and errors behind; start clean, as pulumi.runtime.test does.
     settings.SETTINGS.rpc_manager.clear()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from pulumi_policy import (
     PolicyResource,
@@ -23,6 +22,7 @@ from elastic_policy.workloads import (
     STATEFULSET,
     containers,
     elasticsearch_settings,
+    get_path,
     heap_sizes,
     kibana_settings,
 )
@@ -99,13 +99,7 @@ def check_heap(args: ResourceValidationArgs, report: ReportViolation) -> None:
 
 
 def _namespace(resource: PolicyResource) -> str:
-    return str(_get(resource.props, "metadata", "namespace") or "default")
-
-
-def _get(value: Any, *path: str) -> Any:
-    for key in path:
-        value = value.get(key) if isinstance(value, Mapping) else None
-    return value
+    return str(get_path(resource.props, "metadata", "namespace") or "default")
 
 
 def check_pdb(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -115,10 +109,10 @@ def check_pdb(args: StackValidationArgs, report: ReportViolation) -> None:
             continue
         if not any(c.runs_elasticsearch for c in containers(STATEFULSET, statefulset.props)):
             continue
-        pod_labels = _get(statefulset.props, "spec", "template", "metadata", "labels") or {}
+        pod_labels = get_path(statefulset.props, "spec", "template", "metadata", "labels") or {}
         covered = False
         for budget in budgets:
-            selector = _get(budget.props, "spec", "selector") or {}
+            selector = get_path(budget.props, "spec", "selector") or {}
             match = selector.get("matchLabels") or {}
             if (
                 _namespace(budget) == _namespace(statefulset)
@@ -145,7 +139,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def _pool_networks(pool: PolicyResource) -> list[Network]:
     networks: list[Network] = []
-    for entry in _get(pool.props, "spec", "addresses") or []:
+    for entry in get_path(pool.props, "spec", "addresses") or []:
         text = str(entry)
         try:
             if "-" in text:
@@ -160,15 +154,15 @@ def _pool_networks(pool: PolicyResource) -> list[Network]:
 
 def check_metallb(args: StackValidationArgs, report: ReportViolation) -> None:
     pools = {
-        (_namespace(r), str(_get(r.props, "metadata", "name"))): r
+        (_namespace(r), str(get_path(r.props, "metadata", "name"))): r
         for r in args.resources
         if r.resource_type == METALLB_POOL
     }
     announced: set[tuple[str, str]] = set()
     for advertisement in (r for r in args.resources if r.resource_type in (METALLB_L2, METALLB_BGP)):
         namespace = _namespace(advertisement)
-        names = _get(advertisement.props, "spec", "ipAddressPools") or []
-        if not names and not _get(advertisement.props, "spec", "ipAddressPoolSelectors"):
+        names = get_path(advertisement.props, "spec", "ipAddressPools") or []
+        if not names and not get_path(advertisement.props, "spec", "ipAddressPoolSelectors"):
             announced |= {key for key in pools if key[0] == namespace}  # no list: every pool of the namespace
         for name in names:
             if (namespace, str(name)) not in pools:
@@ -183,7 +177,7 @@ def check_metallb(args: StackValidationArgs, report: ReportViolation) -> None:
     for service in args.resources:
         if (
             service.resource_type != "kubernetes:core/v1:Service"
-            or _get(service.props, "spec", "type") != "LoadBalancer"
+            or get_path(service.props, "spec", "type") != "LoadBalancer"
         ):
             continue
         _check_service(service, pools, report)
@@ -192,15 +186,15 @@ def check_metallb(args: StackValidationArgs, report: ReportViolation) -> None:
 def _check_service(
     service: PolicyResource, pools: Mapping[tuple[str, str], PolicyResource], report: ReportViolation
 ) -> None:
-    annotations = _get(service.props, "metadata", "annotations") or {}
+    annotations = get_path(service.props, "metadata", "annotations") or {}
     pool_name = next((annotations[a] for a in POOL_ANNOTATIONS if a in annotations), None)
     candidates = [pool for (_, name), pool in pools.items() if pool_name in (None, name)]
     if pool_name is not None and not candidates:
         report(f"Service {service.name} asks for pool {pool_name}, which does not exist", service.urn)
         return
     fixed = [ip.strip() for a in IP_ANNOTATIONS if a in annotations for ip in str(annotations[a]).split(",")]
-    if _get(service.props, "spec", "loadBalancerIP"):
-        fixed.append(str(_get(service.props, "spec", "loadBalancerIP")))
+    if get_path(service.props, "spec", "loadBalancerIP"):
+        fixed.append(str(get_path(service.props, "spec", "loadBalancerIP")))
     networks = [network for pool in candidates for network in _pool_networks(pool)]
     for ip in fixed:
         try:

@@ -46,7 +46,8 @@ class Container:
         return any(path.rsplit("/", 1)[-1] == ES_SETTINGS_FILE for path in self.files)
 
 
-def _get(value: Any, *path: str) -> Any:
+def get_path(value: Any, *path: str) -> Any:
+    """The value at `path` in nested mappings, or None where a step is missing."""
     for key in path:
         value = value.get(key) if isinstance(value, Mapping) else None
     return value
@@ -62,15 +63,15 @@ def containers(resource_type: str, props: Mapping[str, Any]) -> list[Container]:
         files = tuple(str(upload.get("file", "")) for upload in props.get("uploads") or [])
         return [Container(str(props.get("name", "")), env, int(memory) * MIB if memory else None, files)]
     if resource_type == SWARM_SERVICE:
-        spec = _get(props, "taskSpec", "containerSpec") or {}
-        memory = _get(props, "taskSpec", "resources", "limits", "memoryBytes")
+        spec = get_path(props, "taskSpec", "containerSpec") or {}
+        memory = get_path(props, "taskSpec", "resources", "limits", "memoryBytes")
         mounted = [*(spec.get("configs") or []), *(spec.get("secrets") or [])]
         files = tuple(str(item.get("fileName", "")) for item in mounted)
         files += tuple(str(mount.get("target", "")) for mount in spec.get("mounts") or [])
         literal_env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
         return [Container(str(props.get("name", "")), literal_env, int(memory) if memory else None, files)]
     if resource_type in POD_TEMPLATES:
-        pod = _get(props, *POD_TEMPLATES[resource_type]) or {}
+        pod = get_path(props, *POD_TEMPLATES[resource_type]) or {}
         return [_pod_container(c) for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]]
     return []
 
@@ -79,7 +80,7 @@ def _pod_container(container: Mapping[str, Any]) -> Container:
     env = {
         str(e.get("name")): (None if "valueFrom" in e else str(e.get("value", ""))) for e in container.get("env") or []
     }
-    limit = _get(container, "resources", "limits", "memory")
+    limit = get_path(container, "resources", "limits", "memory")
     files = tuple(str(mount.get("mountPath", "")) for mount in container.get("volumeMounts") or [])
     return Container(str(container.get("name", "")), env, quantity_bytes(str(limit)) if limit else None, files)
 
