@@ -116,11 +116,15 @@ def es_node_impact(change: ResourceChange, before: dict[str, Any] | None, after:
     template = [p for p in paths if _under(p, ("inputs.spec.template",))]
     if template:
         return f"rolling restart of every pod (pod-template change: {_summary(template)})"
-    replicas_before = get_path(before, "inputs", "spec", "replicas") or 1
-    replicas_after = get_path(after, "inputs", "spec", "replicas") or 1
+    replicas_before, replicas_after = (_replicas(document) for document in (before, after))
     if replicas_after < replicas_before:
         return f"scaled in from {replicas_before} to {replicas_after} pods: nodes leave the cluster"
     return None
+
+
+def _replicas(document: dict[str, Any] | None) -> int:
+    replicas = get_path(document, "inputs", "spec", "replicas")
+    return 1 if replicas is None else int(replicas)  # Kubernetes' default
 
 
 def _summary(paths: list[str], shown: int = 4) -> str:
