@@ -68,6 +68,7 @@ def test_the_pack_enforces_every_policy() -> None:
     finally:
         pulumi_policy.PolicyPack = original  # type: ignore[misc]
     (pack,) = packs
+    assert pulumi_policy.policy._POLICY_PACK_NAME_RE.match(pack["name"]), "Pulumi refuses the pack's name"
     assert pack["policies"] == list(POLICIES)
     assert pack["enforcement_level"] is pulumi_policy.EnforcementLevel.MANDATORY
 
