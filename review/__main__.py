@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import pulumi
+
 from review.diff import StackDiff, diff_stack
 from review.documents import documents, dump, load
 from review.mockrun import Render, run_program_into
@@ -33,7 +35,8 @@ def render_stacks(root: Path, stacks: Sequence[str], out: Path | None) -> int:
             text = dump(documents(result))
         except Exception as error:
             failed += 1
-            message = f"{type(error).__name__}: {error}" if not str(error).startswith("Pulumi.") else str(error)
+            # A RunError is the program's own readable message (a bad config names its key path).
+            message = str(error) if isinstance(error, pulumi.RunError) else f"{type(error).__name__}: {error}"
             print(f"stack {stack}: {message}", file=sys.stderr)
             if out is not None:
                 (out / f"{stack}{ERROR_SUFFIX}").write_text(message + "\n")
