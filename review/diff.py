@@ -67,11 +67,11 @@ class StackDiff:
 MISSING = object()
 
 
-def leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     """Every scalar under `value` with its path (dots for keys, [i] for list items); empty containers count."""
     if isinstance(value, dict) and value:
         for key, item in value.items():
-            yield from leaves(item, f"{path}.{key}")
+            yield from leaves(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list) and value:
         for index, item in enumerate(value):
             yield from leaves(item, f"{path}[{index}]")
@@ -80,10 +80,10 @@ def leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
 
 
 def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
-    old = dict(leaves({key: before.get(key) for key in ("provider", "options", "inputs")}, ""))
-    new = dict(leaves({key: after.get(key) for key in ("provider", "options", "inputs")}, ""))
+    old = dict(leaves({key: before.get(key) for key in ("provider", "options", "inputs")}))
+    new = dict(leaves({key: after.get(key) for key in ("provider", "options", "inputs")}))
     return [
-        FieldChange(path.lstrip("."), old.get(path, MISSING), new.get(path, MISSING))
+        FieldChange(path, old.get(path, MISSING), new.get(path, MISSING))
         for path in sorted(old.keys() | new.keys())
         if old.get(path, MISSING) != new.get(path, MISSING)
     ]

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from escluster.units import GIB, MIB, parse_size
+from review.diff import leaves
 from tests.harness import Registration, Render
 
 CONTAINER = "docker:index/container:Container"
@@ -104,14 +105,7 @@ def heap_sizes(container: Registration) -> tuple[int, int]:
 
 
 def strings_in(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from strings_in(item, f"{path}.{key}" if path else key)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from strings_in(item, f"{path}[{index}]")
+    return ((p, text) for p, text in leaves(value, path) if isinstance(text, str))
 
 
 # ---- discovery and bootstrap -----------------------------------------------------------------
