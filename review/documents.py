@@ -10,20 +10,14 @@ from typing import Any
 
 import yaml
 
-from review.mockrun import STACK_TYPE, Registration, Render, is_secret
+from review.mockrun import STACK_TYPE, Registration, Render, replace_secrets
 
 SECRET_MARK = "[secret]"
 
 
 def masked(value: Any) -> Any:
     """`value` with every secret replaced by the mark, and mappings sorted by key."""
-    if is_secret(value):
-        return SECRET_MARK
-    if isinstance(value, dict):
-        return {key: masked(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [masked(item) for item in value]
-    return value
+    return replace_secrets(value, lambda _: SECRET_MARK)
 
 
 def resource_document(resource: Registration) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import runpy
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,15 +95,20 @@ def _secret_paths(value: Any, path: str = "") -> Iterator[str]:
             yield from _secret_paths(item, f"{path}[{index}]")
 
 
+def replace_secrets(value: Any, replacement: Callable[[Any], Any]) -> Any:
+    """`value` with each secret replaced by `replacement(the secret's value)`, mappings sorted by key."""
+    if is_secret(value):
+        return replacement(value.get("value"))
+    if isinstance(value, dict):
+        return {key: replace_secrets(value[key], replacement) for key in sorted(value)}
+    if isinstance(value, list):
+        return [replace_secrets(item, replacement) for item in value]
+    return value
+
+
 def _unwrap_secrets(value: Any) -> Any:
     """The raw inputs with each secret replaced by its value; `_secret_paths` remembers where they were."""
-    if is_secret(value):
-        return _unwrap_secrets(value.get("value"))
-    if isinstance(value, dict):
-        return {key: _unwrap_secrets(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_unwrap_secrets(item) for item in value]
-    return value
+    return replace_secrets(value, _unwrap_secrets)
 
 
 def _digest(inputs: Mapping[str, Any]) -> str:
