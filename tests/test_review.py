@@ -6,7 +6,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,21 +106,25 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def edit_stacks(root: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+@contextmanager
+def stacks_edited(root: Path, edit: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    """Every stack file of the work tree edited, as a change would; the committed files back afterwards."""
+    restore = ["git", "-C", str(root), "checkout", "-q", "--", "."]
+    subprocess.run(restore, check=True)
     for stack in STACKS:
         path = root / f"Pulumi.{stack}.yaml"
         document = yaml.safe_load(path.read_text())
         edit(document["config"])
         path.write_text(yaml.safe_dump(document))
+    try:
+        yield
+    finally:
+        subprocess.run(restore, check=True)
 
 
 def diff_after(root: Path, edit: Callable[[dict[str, Any]], None]) -> dict[str, StackDiff]:
-    subprocess.run(["git", "-C", str(root), "checkout", "-q", "--", "."], check=True)
-    edit_stacks(root, edit)
-    try:
+    with stacks_edited(root, edit):
         return {diff.stack: diff for diff in diff_trees(root, "HEAD", None)}
-    finally:
-        subprocess.run(["git", "-C", str(root), "checkout", "-q", "--", "."], check=True)
 
 
 def kibana_memory(config: dict[str, Any]) -> None:
@@ -171,12 +176,8 @@ def test_a_broken_config_in_the_change_is_reported_and_fails_the_command(
         if f"{PROJECT}:cluster" in config and config[f"{PROJECT}:cluster"]["name"] == "dev":
             config[f"{PROJECT}:cluster"]["node_groups"][0]["heap"] = "3g"
 
-    subprocess.run(["git", "-C", str(project), "checkout", "-q", "--", "."], check=True)
-    edit_stacks(project, bad_heap)
-    try:
+    with stacks_edited(project, bad_heap):
         status = main(["diff", "--root", str(project), "--base", "HEAD", "--stack", "dev"])
-    finally:
-        subprocess.run(["git", "-C", str(project), "checkout", "-q", "--", "."], check=True)
     report = capsys.readouterr().out
     assert status == 1
     assert ":x: **Render failed at this change:**" in report
