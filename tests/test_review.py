@@ -93,16 +93,20 @@ def copy_program(root: Path) -> None:
             shutil.copy(source, root / name)
 
 
+def commit_all(root: Path, message: str) -> None:
+    """A new git repository at `root` holding everything there as one commit."""
+    git = ["git", "-C", str(root), "-c", "user.name=review", "-c", "user.email=review@example.invalid"]
+    for command in (["init", "-q"], ["add", "."], ["commit", "-qm", message]):
+        subprocess.run([*git, *command], check=True)
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("project")
     copy_program(root)
     for stack in STACKS:
         shutil.copy(ROOT / f"Pulumi.{stack}.yaml", root)
-    git = ["git", "-C", str(root), "-c", "user.name=review", "-c", "user.email=review@example.invalid"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    commit_all(root, "base")
     return root
 
 
@@ -259,11 +263,8 @@ def test_a_new_node_is_no_restart() -> None:
 
 def test_a_base_that_cannot_be_rendered_is_reported(tmp_path: Path) -> None:
     """A base commit with a stack file but no Pulumi project fails that stack's base side, not the command."""
-    git = ["git", "-C", str(tmp_path), "-c", "user.name=review", "-c", "user.email=review@example.invalid"]
     shutil.copy(ROOT / "Pulumi.dev.yaml", tmp_path)
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "stack file only"], check=True)
+    commit_all(tmp_path, "stack file only")
     copy_program(tmp_path)
     (diff,) = diff_trees(tmp_path, "HEAD", None)
     assert diff.stack == "dev" and diff.head_error is None
