@@ -16,7 +16,8 @@ from components.docker_common import (
     published_port,
     secret_file,
 )
-from escluster.plan import ELASTIC_PASSWORD_FILE, ES_CONFIG_DIR, ES_DATA_DIR, HTTP_PORT, NodePlan, render_yaml
+from escluster.plan import ES_CONFIG_DIR, ES_DATA_DIR, HTTP_PORT, NodePlan, render_yaml
+from escluster.security import roles_file, users_roles_file
 
 NOFILE_LIMIT = 65535
 UNLIMITED = -1
@@ -37,7 +38,7 @@ class ElasticsearchNode(pulumi.ComponentResource):
         network_name: pulumi.Input[str],
         certificate: IssuedCertificate,
         ca_cert_pem: pulumi.Input[str],
-        elastic_password: pulumi.Input[str],
+        file_realm_users: pulumi.Input[str],
         memory_lock: bool,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -63,13 +64,16 @@ class ElasticsearchNode(pulumi.ComponentResource):
             name=node.name,
             hostname=node.name,
             image=image_id,
-            envs=[f"ES_JAVA_OPTS={node.jvm_options}", f"ELASTIC_PASSWORD_FILE={ELASTIC_PASSWORD_FILE}"],
+            envs=[f"ES_JAVA_OPTS={node.jvm_options}"],
             uploads=[
                 public_file(f"{ES_CONFIG_DIR}/elasticsearch.yml", render_yaml(node.settings)),
                 public_file(node.tls.ca, ca_cert_pem),
                 public_file(node.tls.certificate, certificate.cert_pem),
                 secret_file(node.tls.key, certificate.key_pem),
-                secret_file(ELASTIC_PASSWORD_FILE, elastic_password),
+                # The program's own users (escluster.security); no password of the native realm reaches a node.
+                secret_file(f"{ES_CONFIG_DIR}/users", file_realm_users),
+                public_file(f"{ES_CONFIG_DIR}/users_roles", users_roles_file()),
+                public_file(f"{ES_CONFIG_DIR}/roles.yml", roles_file()),
             ],
             memory=memory,
             # Equal to the memory limit: no swap, as Elasticsearch asks.

@@ -1,5 +1,15 @@
 """ElasticsearchNodeSet (Kubernetes): one node group as a StatefulSet, with its PodDisruptionBudget,
-settings ConfigMap and certificate Secret. The helm chart's StatefulSet, and ECK's node sets, are the model.
+settings ConfigMap, certificate Secret and data volume claims. The helm chart's StatefulSet, and ECK's
+node sets, are the model.
+
+What restarts the pods, and what does not (pulumi-kubernetes replaces a ConfigMap or Secret whose data
+changes, provider/pkg/provider/diff.go forceNewProperties):
+- settings: an auto-named ConfigMap, so new settings are a new name in the pod template, which rolls the
+  pods (a file mounted with subPath never sees an update);
+- certificates: one Secret per group, fixed name, mounted as a directory: a renewal or a new pod's
+  certificate reaches the running pods' files, which Elasticsearch reloads, so scale-out restarts nothing;
+- data: volumeClaimTemplates are immutable (the API server refuses, Pulumi would replace the
+  StatefulSet), so their changes are ignored; a larger `storage` grows each claim in place.
 """
 
 from __future__ import annotations
@@ -12,15 +22,27 @@ import pulumi_kubernetes as k8s
 
 from components import component_type
 from components.certificates import IssuedCertificate
-from components.k8s_objects import CONFIG_HASH_ANNOTATION, config_hash, manifest
-from escluster.k8s_plan import CERTS_DIR, POD_NAME_ENV, GroupPlan, KubernetesPlan
+from components.k8s_objects import await_timeout, manifest
+from escluster.k8s_plan import CERTS_DIR, POD_NAME_ENV, PROBE_DIR, GroupPlan, KubernetesPlan
 from escluster.plan import ES_CONFIG_DIR, ES_DATA_DIR, ES_IMAGE, HTTP_PORT, TRANSPORT_PORT, render_yaml
 from escluster.scripts import es_readiness_script
+from escluster.security import roles_file, users_roles_file
 from escluster.units import kubernetes_quantity
 
 ES_UID = 1000
 MAX_MAP_COUNT = 262144
 TERMINATION_GRACE_SECONDS = 120
+DATA_CLAIM = "data"
+# ECK's default container security context for Elasticsearch: nothing it does needs a privilege.
+ES_CONTAINER_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": ES_UID,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+# The sysctl step must run as root and privileged: the kubelet (verifyRunAsNonRoot) would refuse it under a
+# pod-level runAsNonRoot, so that setting lives on the Elasticsearch container only.
+SYSCTL_SECURITY = {"privileged": True, "runAsUser": 0, "runAsNonRoot": False}
 
 
 def _anti_affinity(mode: str, labels: Mapping[str, str]) -> dict[str, Any]:
@@ -28,6 +50,10 @@ def _anti_affinity(mode: str, labels: Mapping[str, str]) -> dict[str, Any]:
     if mode == "required":
         return {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
     return {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
+
+
+def _config_file(name: str) -> dict[str, Any]:
+    return {"name": "config", "mountPath": f"{ES_CONFIG_DIR}/{name}", "subPath": name}
 
 
 class ElasticsearchNodeSet(pulumi.ComponentResource):
@@ -38,20 +64,25 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
         group: GroupPlan,
         plan: KubernetesPlan,
         *,
+        namespace: pulumi.Input[str],
         ca_cert_pem: pulumi.Input[str],
         certificates: Mapping[str, IssuedCertificate],
-        elastic_password_secret: pulumi.Input[str],
+        file_realm_secret: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(component_type("ElasticsearchNodeSet"), group.statefulset, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        name, namespace = group.statefulset, plan.namespace
+        # The namespace is the Namespace resource's output, so every object here waits for it.
+        name = group.statefulset
         labels = {**plan.cluster_labels, "elasticsearch.escluster/node-group": group.group}
-        settings_file = render_yaml(group.settings)
         settings = k8s.core.v1.ConfigMap(
             f"{name}-config",
-            metadata=manifest({"name": f"{name}-config", "namespace": namespace, "labels": labels}),
-            data={"elasticsearch.yml": settings_file},
+            metadata=manifest({"namespace": namespace, "labels": labels}),
+            data={
+                "elasticsearch.yml": render_yaml(group.settings),
+                "users_roles": users_roles_file(),
+                "roles.yml": roles_file(),
+            },
             opts=child,
         )
         cert_data: dict[str, pulumi.Input[str]] = {"ca.crt": ca_cert_pem}
@@ -73,12 +104,19 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
                     "name": "sysctl",
                     "image": f"{ES_IMAGE}:{plan.version}",
                     "command": ["sysctl", "-w", f"vm.max_map_count={MAX_MAP_COUNT}"],
-                    "securityContext": {"privileged": True, "runAsUser": 0},
+                    "securityContext": SYSCTL_SECURITY,
                 }
             )
         self.statefulset = k8s.apps.v1.StatefulSet(
             name,
-            metadata=manifest({"name": name, "namespace": namespace, "labels": labels}),
+            metadata=manifest(
+                {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": labels,
+                    "annotations": await_timeout(group.await_timeout_seconds),
+                }
+            ),
             spec=manifest(
                 {
                     "serviceName": plan.headless_service,
@@ -89,12 +127,9 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
                     "selector": {"matchLabels": labels},
                     "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
                     "template": {
-                        "metadata": {
-                            "labels": labels,
-                            "annotations": {CONFIG_HASH_ANNOTATION: config_hash(settings_file)},
-                        },
+                        "metadata": {"labels": labels},
                         "spec": {
-                            "securityContext": {"fsGroup": ES_UID, "runAsUser": ES_UID, "runAsNonRoot": True},
+                            "securityContext": {"fsGroup": ES_UID},
                             "affinity": {
                                 "podAntiAffinity": _anti_affinity(k8s_settings.anti_affinity, plan.cluster_labels)
                             },
@@ -104,18 +139,13 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
                                 {
                                     "name": "elasticsearch",
                                     "image": f"{ES_IMAGE}:{plan.version}",
+                                    "securityContext": ES_CONTAINER_SECURITY,
                                     "env": [
                                         {
                                             "name": POD_NAME_ENV,
                                             "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
                                         },
                                         {"name": "ES_JAVA_OPTS", "value": group.jvm_options},
-                                        {
-                                            "name": "ELASTIC_PASSWORD",
-                                            "valueFrom": {
-                                                "secretKeyRef": {"name": elastic_password_secret, "key": "password"}
-                                            },
-                                        },
                                     ],
                                     "ports": [
                                         {"name": "https", "containerPort": HTTP_PORT},
@@ -123,19 +153,29 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
                                     ],
                                     "resources": {"requests": {"memory": memory}, "limits": {"memory": memory}},
                                     "readinessProbe": {
-                                        "exec": {"command": ["bash", "-c", es_readiness_script(plan.tls.ca)]},
+                                        "exec": {
+                                            "command": [
+                                                "bash",
+                                                "-c",
+                                                es_readiness_script(plan.tls.ca, f"{PROBE_DIR}/probe.curlrc"),
+                                            ]
+                                        },
                                         "initialDelaySeconds": 10,
                                         "periodSeconds": 10,
                                         "timeoutSeconds": 5,
                                         "failureThreshold": 3,
                                     },
                                     "volumeMounts": [
-                                        {"name": "data", "mountPath": ES_DATA_DIR},
+                                        {"name": DATA_CLAIM, "mountPath": ES_DATA_DIR},
+                                        _config_file("elasticsearch.yml"),
+                                        _config_file("users_roles"),
+                                        _config_file("roles.yml"),
                                         {
-                                            "name": "config",
-                                            "mountPath": f"{ES_CONFIG_DIR}/elasticsearch.yml",
-                                            "subPath": "elasticsearch.yml",
+                                            "name": "file-realm",
+                                            "mountPath": f"{ES_CONFIG_DIR}/users",
+                                            "subPath": "users",
                                         },
+                                        {"name": "probe", "mountPath": PROBE_DIR, "readOnly": True},
                                         {"name": "certs", "mountPath": CERTS_DIR, "readOnly": True},
                                     ],
                                 }
@@ -143,12 +183,24 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
                             "volumes": [
                                 {"name": "config", "configMap": {"name": settings.metadata.name}},
                                 {"name": "certs", "secret": {"secretName": certs.metadata.name, "defaultMode": 0o440}},
+                                {
+                                    "name": "file-realm",
+                                    "secret": {"secretName": file_realm_secret, "defaultMode": 0o440},
+                                },
+                                {
+                                    "name": "probe",
+                                    "secret": {
+                                        "secretName": file_realm_secret,
+                                        "defaultMode": 0o440,
+                                        "items": [{"key": "probe.curlrc", "path": "probe.curlrc"}],
+                                    },
+                                },
                             ],
                         },
                     },
                     "volumeClaimTemplates": [
                         {
-                            "metadata": {"name": "data", "labels": labels},
+                            "metadata": {"name": DATA_CLAIM, "labels": labels},
                             "spec": {
                                 "accessModes": ["ReadWriteOnce"],
                                 "storageClassName": k8s_settings.storage_class,
@@ -158,7 +210,8 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
                     ],
                 }
             ),
-            opts=child,
+            # Immutable in the API: a change would replace the StatefulSet and stop every pod at once.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["spec.volumeClaimTemplates"]),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -166,4 +219,13 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
             spec=manifest({"maxUnavailable": 1, "selector": {"matchLabels": labels}}),
             opts=child,
         )
+        # Each pod's claim at the configured size: growing `storage` expands the claims in place (the
+        # StorageClass must allow volume expansion). Kept on delete: the claim's size is a required field.
+        for pod in group.pods:
+            k8s.core.v1.PersistentVolumeClaimPatch(
+                f"{DATA_CLAIM}-{pod}",
+                metadata=manifest({"name": f"{DATA_CLAIM}-{pod}", "namespace": namespace}),
+                spec=manifest({"resources": {"requests": {"storage": kubernetes_quantity(group.storage_bytes)}}}),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.statefulset], retain_on_delete=True),
+            )
         self.register_outputs({"statefulset": self.statefulset.metadata.name})

@@ -1,26 +1,28 @@
-"""KibanaDeployment (Kubernetes): Kibana as a Deployment, credentials and keys from a Secret."""
+"""KibanaDeployment (Kubernetes): Kibana as a Deployment; its keystore filled at start from a Secret.
+
+Settings, CA and keystore values are auto-named objects, so a change is a new name in the pod template
+and rolls Kibana (pulumi-kubernetes replaces a ConfigMap or Secret whose data changes, and a fixed name
+would leave the running pods on the old values). The values go through the keystore, as on Docker: the
+image's `kibana-docker` would turn secret environment variables into command-line arguments.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import component_type
-from components.k8s_objects import CONFIG_HASH_ANNOTATION, config_hash, manifest
+from components.k8s_objects import await_timeout, manifest
 from components.kibana import HEALTHCHECK
 from escluster.k8s_plan import KubernetesPlan
 from escluster.plan import KIBANA_CONFIG_DIR, KIBANA_IMAGE, KIBANA_PORT, render_yaml
+from escluster.scripts import KIBANA_SECRET_DIR, keystore_value, kibana_start_script
 from escluster.units import kubernetes_quantity
 
-# Kibana's image maps these variables onto its settings.
-SECRET_ENV = {
-    "elasticsearch.password": "ELASTICSEARCH_PASSWORD",
-    "xpack.security.encryptionKey": "XPACK_SECURITY_ENCRYPTIONKEY",
-    "xpack.encryptedSavedObjects.encryptionKey": "XPACK_ENCRYPTEDSAVEDOBJECTS_ENCRYPTIONKEY",
-    "xpack.reporting.encryptionKey": "XPACK_REPORTING_ENCRYPTIONKEY",
-}
+KIBANA_UID = 1000
+AWAIT_TIMEOUT_SECONDS = 20 * 60
 
 
 class KibanaDeployment(pulumi.ComponentResource):
@@ -31,59 +33,61 @@ class KibanaDeployment(pulumi.ComponentResource):
         name: str,
         plan: KubernetesPlan,
         *,
+        namespace: pulumi.Input[str],
         ca_cert_pem: pulumi.Input[str],
         keystore: Mapping[str, pulumi.Input[str]],
-        wait_for: Sequence[pulumi.Resource],
+        recreate: bool,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`recreate`: stop every instance before starting the new ones, as for a version change (two Kibana
+        versions must not run against one cluster at once: ECK does the same)."""
         super().__init__(component_type("KibanaDeployment"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/name": "kibana", "app.kubernetes.io/instance": plan.cluster_name}
-        settings_file = render_yaml(plan.kibana_settings)
         config = k8s.core.v1.ConfigMap(
             f"{name}-config",
-            metadata=manifest({"name": f"{name}-config", "namespace": plan.namespace, "labels": labels}),
-            data={"kibana.yml": settings_file, "ca.crt": ca_cert_pem},
+            metadata=manifest({"namespace": namespace, "labels": labels}),
+            data={"kibana.yml": render_yaml(plan.kibana_settings), "ca.crt": ca_cert_pem},
             opts=child,
         )
         secret = k8s.core.v1.Secret(
-            f"{name}-secrets",
-            metadata=manifest({"name": f"{name}-secrets", "namespace": plan.namespace, "labels": labels}),
-            string_data=pulumi.Output.secret({SECRET_ENV[entry]: value for entry, value in keystore.items()}),
+            f"{name}-keystore",
+            metadata=manifest({"namespace": namespace, "labels": labels}),
+            string_data=pulumi.Output.secret(
+                {entry: pulumi.Output.from_input(value).apply(keystore_value) for entry, value in keystore.items()}
+            ),
             opts=child,
         )
         memory = kubernetes_quantity(plan.kibana_memory_bytes)
         self.deployment = k8s.apps.v1.Deployment(
             name,
-            metadata=manifest({"name": name, "namespace": plan.namespace, "labels": labels}),
+            metadata=manifest(
+                {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": labels,
+                    "annotations": await_timeout(AWAIT_TIMEOUT_SECONDS),
+                }
+            ),
             spec=manifest(
                 {
                     "replicas": plan.kibana_replicas,
                     "selector": {"matchLabels": labels},
+                    "strategy": {"type": "Recreate" if recreate else "RollingUpdate"},
                     "template": {
-                        "metadata": {
-                            "labels": labels,
-                            "annotations": {
-                                CONFIG_HASH_ANNOTATION: pulumi.Output.from_input(ca_cert_pem).apply(
-                                    lambda ca: config_hash(settings_file, ca)
-                                )
-                            },
-                        },
+                        "metadata": {"labels": labels},
                         "spec": {
-                            "securityContext": {"runAsUser": 1000, "runAsNonRoot": True, "fsGroup": 1000},
+                            "securityContext": {"runAsUser": KIBANA_UID, "runAsNonRoot": True, "fsGroup": KIBANA_UID},
                             "containers": [
                                 {
                                     "name": "kibana",
                                     "image": f"{KIBANA_IMAGE}:{plan.kibana_version}",
-                                    "env": [
-                                        {
-                                            "name": variable,
-                                            "valueFrom": {
-                                                "secretKeyRef": {"name": secret.metadata.name, "key": variable}
-                                            },
-                                        }
-                                        for variable in sorted(SECRET_ENV[entry] for entry in keystore)
-                                    ],
+                                    # args, not command: the image's tini stays the entrypoint.
+                                    "args": ["bash", "-c", kibana_start_script()],
+                                    "securityContext": {
+                                        "allowPrivilegeEscalation": False,
+                                        "capabilities": {"drop": ["ALL"]},
+                                    },
                                     "ports": [{"name": "http", "containerPort": KIBANA_PORT}],
                                     "resources": {"requests": {"memory": memory}, "limits": {"memory": memory}},
                                     "readinessProbe": {
@@ -103,14 +107,21 @@ class KibanaDeployment(pulumi.ComponentResource):
                                             "mountPath": f"{KIBANA_CONFIG_DIR}/certs/ca.crt",
                                             "subPath": "ca.crt",
                                         },
+                                        {"name": "keystore", "mountPath": KIBANA_SECRET_DIR, "readOnly": True},
                                     ],
                                 }
                             ],
-                            "volumes": [{"name": "config", "configMap": {"name": config.metadata.name}}],
+                            "volumes": [
+                                {"name": "config", "configMap": {"name": config.metadata.name}},
+                                {
+                                    "name": "keystore",
+                                    "secret": {"secretName": secret.metadata.name, "defaultMode": 0o440},
+                                },
+                            ],
                         },
                     },
                 }
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(wait_for)),
+            opts=child,
         )
         self.register_outputs({"deployment": self.deployment.metadata.name})

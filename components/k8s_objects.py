@@ -1,10 +1,14 @@
-"""Kubernetes object parts written as plain dicts."""
+"""Kubernetes object parts written as plain dicts, and the pulumi-kubernetes behaviour they rely on."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
+
+# pulumi-kubernetes (provider/pkg/metadata/annotations.go) reads these annotations on an object.
+TIMEOUT_ANNOTATION = "pulumi.com/timeoutSeconds"
+REPLACE_UNREADY_ANNOTATION = "pulumi.com/replaceUnready"
+PSA_LEVELS = ("enforce", "audit", "warn")
 
 
 def manifest(part: Mapping[str, Any]) -> Any:
@@ -14,14 +18,16 @@ def manifest(part: Mapping[str, Any]) -> Any:
     return part
 
 
-# Pods mount their settings with subPath, which never sees a ConfigMap update: a hash of the content
-# in the pod template makes a settings change roll the pods (the helm chart's `configchecksum`).
-CONFIG_HASH_ANNOTATION = "escluster/config-hash"
+def await_timeout(seconds: int) -> dict[str, str]:
+    """How long pulumi-kubernetes waits for the object to become ready (its default is 10 minutes for every
+    kind: provider/pkg/await/await.go)."""
+    return {TIMEOUT_ANNOTATION: str(seconds)}
 
 
-def config_hash(*contents: str) -> str:
-    digest = hashlib.sha256()
-    for content in contents:
-        digest.update(content.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
+def pod_security_labels(level: str) -> dict[str, str]:
+    """Pod Security Admission labels (kubernetes/pod-security-admission `api/constants.go`) for a namespace."""
+    labels = {}
+    for mode in PSA_LEVELS:
+        labels[f"pod-security.kubernetes.io/{mode}"] = level
+        labels[f"pod-security.kubernetes.io/{mode}-version"] = "latest"
+    return labels

@@ -19,7 +19,7 @@ from components.docker_common import (
     secret_file,
 )
 from escluster.plan import KIBANA_CONFIG_DIR, KIBANA_IMAGE, KIBANA_PORT, KibanaPlan, render_yaml
-from escluster.scripts import KIBANA_KEYSTORE_ENTRIES, KIBANA_SECRET_DIR, kibana_start_script
+from escluster.scripts import KIBANA_KEYSTORE_ENTRIES, KIBANA_SECRET_DIR, keystore_value, kibana_start_script
 
 # Kibana redirects to its login page once it is up.
 HEALTHCHECK = "curl --silent --head http://localhost:5601 | grep -q 'HTTP/1.1 302 Found'"
@@ -36,7 +36,6 @@ class KibanaPair(pulumi.ComponentResource):
         network_name: pulumi.Input[str],
         ca_cert_pem: pulumi.Input[str],
         keystore: Mapping[str, pulumi.Input[str]],
-        setup_succeeded: pulumi.Output[bool],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(component_type("KibanaPair"), name, None, opts)
@@ -47,7 +46,10 @@ class KibanaPair(pulumi.ComponentResource):
         uploads = [
             public_file(f"{KIBANA_CONFIG_DIR}/kibana.yml", render_yaml(kibana.settings)),
             public_file(kibana.ca_file, ca_cert_pem),
-            *(secret_file(f"{KIBANA_SECRET_DIR}/{entry}", value) for entry, value in sorted(keystore.items())),
+            *(
+                secret_file(f"{KIBANA_SECRET_DIR}/{entry}", pulumi.Output.from_input(value).apply(keystore_value))
+                for entry, value in sorted(keystore.items())
+            ),
         ]
         self.containers = []
         for instance, host_port in zip(kibana.names, kibana.host_ports, strict=True):
@@ -59,8 +61,6 @@ class KibanaPair(pulumi.ComponentResource):
                     image=image.image_id,
                     command=["bash", "-c", kibana_start_script()],
                     envs=[f"SERVER_NAME={instance}"],
-                    # Created only after the setup job set the kibana_system password.
-                    labels=[docker.ContainerLabelArgs(label="setup-job-succeeded", value=setup_succeeded.apply(str))],
                     uploads=uploads,
                     memory=memory,
                     memory_swap=memory,

@@ -1,88 +1,96 @@
-"""CertSetupJob (Docker): the one-shot setup container of Elastic's compose, minus certificate
-generation (pulumi-tls does that, see ClusterCertificates).
+"""SetupJob (Docker and Swarm): the one-shot step that sets the `elastic` and `kibana_system` passwords.
 
-It waits for Elasticsearch over TLS, sets the kibana_system password (idempotent) and exits.
-Kibana reads `succeeded`, so it is created only after the job exited 0.
+It runs from the machine running `pulumi up`, as a throwaway container (`docker run --rm`) of the
+Elasticsearch image on the cluster's own network (on a swarm, the attachable overlay), through the same
+engine the stack deploys to. The secrets reach it on standard input and live in a tmpfs, never in env,
+argv or a file on disk.
+
+pulumi-command runs `create` again whenever an input changes (a rotated password, a new CA, other
+nodes), and a `create` that exits non-zero is not saved in the state, so the next `up` runs it again:
+a failure never wedges the stack. The script retries until the cluster answers, and on giving up says
+what to do.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import pulumi
-import pulumi_docker as docker
+import pulumi_command as command
 
 from components import component_type
-from components.docker_common import attach_to, named_child, public_file, secret_file
-from escluster.plan import ES_CONFIG_DIR
-from escluster.scripts import SETUP_CURL_CONFIG, SETUP_PASSWORD_BODY, curl_config_user, setup_script
+from escluster.engines import Engine, engine_command, engine_environment
+from escluster.scripts import CLUSTER_UUID_PREFIX, SetupFiles, read_setup_stdin, setup_script, setup_stdin
+
+# The Elastic images' user; the tmpfs holding the secrets belongs to it alone.
+IMAGE_USER = "1000:0"
+SETUP_FILES = SetupFiles("/run/setup")
 
 
-def setup_job_files(
-    elastic_password: pulumi.Input[str], kibana_system_password: pulumi.Input[str]
-) -> dict[str, pulumi.Output[str]]:
-    """The setup job's secret files by path in the container, on every target: curl credentials of
-    `elastic`, and the request body carrying the new kibana_system password."""
-    return {
-        SETUP_CURL_CONFIG: pulumi.Output.from_input(elastic_password).apply(lambda pw: curl_config_user("elastic", pw)),
-        SETUP_PASSWORD_BODY: pulumi.Output.from_input(kibana_system_password).apply(
-            lambda pw: json.dumps({"password": pw})
-        ),
-    }
+def setup_container_argv(network: str, image: str, es_urls: Sequence[str], logs_hint: str) -> list[str]:
+    """`docker` arguments of the throwaway setup container."""
+    script = read_setup_stdin(SETUP_FILES) + setup_script(es_urls, SETUP_FILES, logs_hint)
+    return [
+        "run",
+        "--rm",
+        "--interactive",
+        "--pull",
+        "missing",
+        "--network",
+        network,
+        "--user",
+        IMAGE_USER,
+        "--tmpfs",
+        f"{SETUP_FILES.directory}:rw,noexec,nosuid,size=1m,mode=0700,uid=1000,gid=0",
+        "--entrypoint",
+        "bash",
+        image,
+        "-c",
+        script,
+    ]
 
 
-class SetupJobFailed(pulumi.RunError):
-    pass
+def cluster_uuid(stdout: str) -> str:
+    """The UUID the setup step printed, or "" if it printed none."""
+    for line in stdout.splitlines():
+        if line.startswith(CLUSTER_UUID_PREFIX):
+            return line.removeprefix(CLUSTER_UUID_PREFIX).strip()
+    return ""
 
 
-def require_success(container_name: str, exit_code: int | None) -> bool:
-    # None during a preview, before the job ran.
-    if exit_code not in (0, None):
-        raise SetupJobFailed(
-            f"setup job {container_name} exited with code {int(exit_code)}; see `docker logs {container_name}`"
-        )
-    return True
-
-
-class CertSetupJob(pulumi.ComponentResource):
-    container: docker.Container
-    succeeded: pulumi.Output[bool]
+class SetupJob(pulumi.ComponentResource):
+    command: command.local.Command
+    cluster_uuid: pulumi.Output[str]
 
     def __init__(
         self,
         name: str,
         *,
-        image_id: pulumi.Input[str],
-        network_name: pulumi.Input[str],
+        engine: Engine,
+        ssh_opts: Sequence[str],
+        cert_path: str | None,
+        network: str,
+        image: str,
         es_urls: Sequence[str],
-        ca_cert_pem: pulumi.Input[str],
+        logs_hint: str,
+        admin_password: pulumi.Input[str],
         elastic_password: pulumi.Input[str],
         kibana_system_password: pulumi.Input[str],
-        wait_for: Sequence[pulumi.Resource],
+        ca_cert_pem: pulumi.Input[str],
+        depends_on: Sequence[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(component_type("CertSetupJob"), name, None, opts)
-        ca_file = f"{ES_CONFIG_DIR}/certs/ca/ca.crt"
-        self.container = docker.Container(
+        super().__init__(component_type("SetupJob"), name, None, opts)
+        stdin: pulumi.Output[str] = pulumi.Output.all(
+            admin_password, elastic_password, kibana_system_password, ca_cert_pem
+        ).apply(lambda values: setup_stdin(values[0], values[1], values[2], values[3]))
+        secret_stdin: pulumi.Output[str] = pulumi.Output.secret(stdin)
+        self.command = command.local.Command(
             name,
-            name=name,
-            image=image_id,
-            command=["bash", "-c", setup_script(es_urls, ca_file)],
-            uploads=[
-                public_file(ca_file, ca_cert_pem),
-                *(
-                    secret_file(path, content)
-                    for path, content in setup_job_files(elastic_password, kibana_system_password).items()
-                ),
-            ],
-            networks_advanced=[attach_to(network_name, name)],
-            # Run once to the end: attach waits for the exit, must_run=False keeps the stopped container.
-            attach=True,
-            logs=True,
-            must_run=False,
-            restart="no",
-            opts=named_child(self, depends_on=list(wait_for)),
+            create=engine_command(engine, setup_container_argv(network, image, es_urls, logs_hint), tuple(ssh_opts)),
+            environment=engine_environment(engine, cert_path),
+            stdin=secret_stdin,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
         )
-        self.succeeded = self.container.exit_code.apply(lambda code: require_success(name, code))
-        self.register_outputs({"exit_code": self.container.exit_code})
+        self.cluster_uuid = self.command.stdout.apply(cluster_uuid)
+        self.register_outputs({"cluster_uuid": self.cluster_uuid})

@@ -1,27 +1,27 @@
 """SwarmStack: the cluster as Docker Swarm services, one per ES node, pinned by node labels.
 
 Through the manager's engine it labels the swarm nodes, creates an attachable overlay network, runs
-one service per ES node (one replica, dnsrr, its own named volume), the one-shot setup job and Kibana.
-Settings and certificates are swarm configs; keys and passwords are swarm secrets, never env.
+one service per ES node (one replica, dnsrr, its own named volume) and Kibana; the setup step joins the
+overlay as a throwaway container (components/setup_job.py). Settings and certificates are swarm
+configs; keys, the program's users and Kibana's keystore values are swarm secrets, never env.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import PurePosixPath
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_docker as docker
 
 from components import component_type
 from components.certificates import ClusterCertificates
+from components.credentials import StackCredentials
 from components.elasticsearch_node import HEALTHCHECK as ES_HEALTHCHECK
 from components.kibana import HEALTHCHECK as KIBANA_HEALTHCHECK
-from components.setup_job import setup_job_files
-from components.swarm_objects import config_file, engine_environment, node_label, secret_file
+from components.setup_job import SetupJob
+from components.swarm_objects import config_file, node_label, secret_file
+from escluster.engines import parse_engine
 from escluster.plan import (
-    ELASTIC_PASSWORD_FILE,
     ES_CONFIG_DIR,
     ES_DATA_DIR,
     ES_IMAGE,
@@ -33,23 +33,19 @@ from escluster.plan import (
     NodePlan,
     render_yaml,
 )
-from escluster.scripts import (
-    KIBANA_SECRET_DIR,
-    kibana_start_script,
-    setup_script,
-)
+from escluster.scripts import KIBANA_SECRET_DIR, keystore_value, kibana_start_script
+from escluster.security import roles_file, users_roles_file
 from escluster.swarm import Swarm
 
 CONVERGE_TIMEOUT = "10m"
 STOP_GRACE_PERIOD = "120s"
-
-
-@dataclass(frozen=True)
-class SwarmSecrets:
-    elastic_password: pulumi.Output[str]
-    kibana_system_password: pulumi.Output[str]
-    # Kibana keystore entry → value.
-    kibana_keystore: Mapping[str, pulumi.Output[str]]
+# Short, fixed stems for Kibana's keystore secrets (the entry names are too long for swarm names).
+KIBANA_SECRET_STEMS = {
+    "elasticsearch.password": "kibana-es-password",
+    "xpack.security.encryptionKey": "kibana-security-key",
+    "xpack.encryptedSavedObjects.encryptionKey": "kibana-saved-objects-key",
+    "xpack.reporting.encryptionKey": "kibana-reporting-key",
+}
 
 
 def _healthcheck(test: str) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
@@ -61,8 +57,8 @@ def _healthcheck(test: str) -> docker.ServiceTaskSpecContainerSpecHealthcheckArg
 
 class SwarmStack(pulumi.ComponentResource):
     es_services: dict[str, docker.Service]
-    setup_service: docker.Service
     kibana_service: docker.Service
+    setup: SetupJob
 
     def __init__(
         self,
@@ -71,7 +67,7 @@ class SwarmStack(pulumi.ComponentResource):
         *,
         swarm: Swarm,
         certificates: ClusterCertificates,
-        secrets: SwarmSecrets,
+        credentials: StackCredentials,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(component_type("SwarmStack"), name, None, opts)
@@ -86,33 +82,57 @@ class SwarmStack(pulumi.ComponentResource):
         labels = self._label_nodes(swarm)
         self.network = docker.Network(
             f"{plan.cluster_name}-overlay",
-            name=f"{plan.cluster_name}-overlay",
+            name=plan.network_name,
             driver="overlay",
             attachable=True,
             opts=pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(delete_before_replace=True)),
         )
-        ca = certificates.ca_cert_pem
-        password_file = secret_file(
-            f"{name}-elastic-password", ELASTIC_PASSWORD_FILE, secrets.elastic_password, self._child
+        cluster = plan.cluster_name
+        # Files every node reads alike: one config or secret each, shared by the services.
+        self._ca = config_file(f"{cluster}-ca", plan.nodes[0].tls.ca, certificates.ca_cert_pem, self._child)
+        self._shared_es_configs = [
+            config_file(f"{cluster}-users-roles", f"{ES_CONFIG_DIR}/users_roles", users_roles_file(), self._child),
+            config_file(f"{cluster}-roles", f"{ES_CONFIG_DIR}/roles.yml", roles_file(), self._child),
+        ]
+        self._users = secret_file(
+            f"{cluster}-users", f"{ES_CONFIG_DIR}/users", credentials.file_realm_users, self._child
         )
         self.es_services = {
-            node.name: self._es_service(plan, node, certificates, password_file, labels.get(node.swarm_node or "", []))
+            node.name: self._es_service(plan, node, certificates, labels.get(node.swarm_node or "", []))
             for node in plan.nodes
         }
-        self.setup_service = self._setup_service(plan, ca, secrets)
-        self.kibana_service = self._kibana_service(plan, ca, secrets)
+        # The setup step and Kibana start with the nodes: each retries until what it needs is there.
+        self.setup = SetupJob(
+            f"{cluster}-setup",
+            engine=parse_engine(swarm.manager),
+            ssh_opts=swarm.ssh_opts,
+            cert_path=swarm.cert_path,
+            network=plan.network_name,
+            image=f"{ES_IMAGE}:{plan.version}",
+            es_urls=plan.es_urls,
+            logs_hint=f"docker service logs {plan.nodes[0].name}, through the manager",
+            admin_password=credentials.admin_password,
+            elastic_password=credentials.elastic_password,
+            kibana_system_password=credentials.kibana_system_password,
+            ca_cert_pem=certificates.ca_cert_pem,
+            depends_on=[self.network],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.kibana_service = self._kibana_service(plan, certificates, credentials)
         self.register_outputs({"network": self.network.name})
 
     def _label_nodes(self, swarm: Swarm) -> dict[str, list[pulumi.Resource]]:
-        environment = engine_environment(swarm.manager, swarm.cert_path)
+        manager = parse_engine(swarm.manager)
         return {
             target.node: [
                 node_label(
                     f"label-{target.node}-{key}",
+                    manager=manager,
+                    ssh_opts=tuple(swarm.ssh_opts),
+                    cert_path=swarm.cert_path,
                     swarm_node=target.node,
                     key=key,
                     value=value,
-                    environment=environment,
                     parent=self,
                 )
                 for key, value in sorted(target.labels.items())
@@ -126,11 +146,9 @@ class SwarmStack(pulumi.ComponentResource):
         container: docker.ServiceTaskSpecContainerSpecArgs,
         *,
         replicas: int = 1,
-        restart: str = "any",
         endpoint: docker.ServiceEndpointSpecArgs,
         constraints: Sequence[str] = (),
         memory_bytes: int | None = None,
-        converge: bool = True,
         order: str = "stop-first",
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> docker.Service:
@@ -146,14 +164,12 @@ class SwarmStack(pulumi.ComponentResource):
                 )
                 if memory_bytes
                 else None,
-                restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition=restart, delay="10s"),
+                restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition="any", delay="10s"),
             ),
             mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=replicas)),
             endpoint_spec=endpoint,
             update_config=docker.ServiceUpdateConfigArgs(parallelism=1, order=order, failure_action="pause"),
-            converge_config=docker.ServiceConvergeConfigArgs(delay="10s", timeout=CONVERGE_TIMEOUT)
-            if converge
-            else None,
+            converge_config=docker.ServiceConvergeConfigArgs(delay="10s", timeout=CONVERGE_TIMEOUT),
             opts=pulumi.ResourceOptions.merge(
                 self._child, pulumi.ResourceOptions(depends_on=list(depends_on), delete_before_replace=True)
             ),
@@ -164,7 +180,6 @@ class SwarmStack(pulumi.ComponentResource):
         plan: ClusterPlan,
         node: NodePlan,
         certificates: ClusterCertificates,
-        password_file: docker.ServiceTaskSpecContainerSpecSecretArgs,
         labels: Sequence[pulumi.Resource],
     ) -> docker.Service:
         cert = certificates.node_certificates[node.name]
@@ -179,7 +194,7 @@ class SwarmStack(pulumi.ComponentResource):
         container = docker.ServiceTaskSpecContainerSpecArgs(
             image=f"{ES_IMAGE}:{plan.version}",
             hostname=node.name,
-            env={"ES_JAVA_OPTS": node.jvm_options, "ELASTIC_PASSWORD_FILE": ELASTIC_PASSWORD_FILE},
+            env={"ES_JAVA_OPTS": node.jvm_options},
             configs=[
                 config_file(
                     f"{node.name}-settings",
@@ -187,10 +202,11 @@ class SwarmStack(pulumi.ComponentResource):
                     render_yaml(node.settings),
                     self._child,
                 ),
-                config_file(f"{node.name}-ca", node.tls.ca, certificates.ca_cert_pem, self._child),
+                self._ca,
                 config_file(f"{node.name}-cert", node.tls.certificate, cert.cert_pem, self._child),
+                *self._shared_es_configs,
             ],
-            secrets=[secret_file(f"{node.name}-key", node.tls.key, cert.key_pem, self._child), password_file],
+            secrets=[secret_file(f"{node.name}-key", node.tls.key, cert.key_pem, self._child), self._users],
             # A named volume on the pinned node, created by the swarm and left alone when the service goes.
             mounts=[
                 docker.ServiceTaskSpecContainerSpecMountArgs(
@@ -209,30 +225,9 @@ class SwarmStack(pulumi.ComponentResource):
             depends_on=labels,
         )
 
-    def _setup_service(self, plan: ClusterPlan, ca: pulumi.Output[str], secrets: SwarmSecrets) -> docker.Service:
-        name = f"{plan.cluster_name}-setup"
-        ca_file = f"{ES_CONFIG_DIR}/certs/ca/ca.crt"
-        container = docker.ServiceTaskSpecContainerSpecArgs(
-            image=f"{ES_IMAGE}:{plan.version}",
-            args=["bash", "-c", setup_script(plan.es_urls, ca_file)],
-            configs=[config_file(f"{name}-ca", ca_file, ca, self._child)],
-            secrets=[
-                secret_file(f"{name}-{PurePosixPath(path).stem}", path, content, self._child)
-                for path, content in setup_job_files(secrets.elastic_password, secrets.kibana_system_password).items()
-            ],
-        )
-        # Runs once (restart none). A finished task never counts as running, so nothing waits on
-        # convergence here: Kibana's health, which needs the password, is the gate.
-        return self._service(
-            name,
-            container,
-            restart="none",
-            endpoint=docker.ServiceEndpointSpecArgs(mode="dnsrr"),
-            converge=False,
-            depends_on=list(self.es_services.values()),
-        )
-
-    def _kibana_service(self, plan: ClusterPlan, ca: pulumi.Output[str], secrets: SwarmSecrets) -> docker.Service:
+    def _kibana_service(
+        self, plan: ClusterPlan, certificates: ClusterCertificates, credentials: StackCredentials
+    ) -> docker.Service:
         name = f"{plan.cluster_name}-kibana"
         kibana = plan.kibana
         container = docker.ServiceTaskSpecContainerSpecArgs(
@@ -242,11 +237,16 @@ class SwarmStack(pulumi.ComponentResource):
                 config_file(
                     f"{name}-settings", f"{KIBANA_CONFIG_DIR}/kibana.yml", render_yaml(kibana.settings), self._child
                 ),
-                config_file(f"{name}-ca", kibana.ca_file, ca, self._child),
+                config_file(f"{name}-ca", kibana.ca_file, certificates.ca_cert_pem, self._child),
             ],
             secrets=[
-                secret_file(f"{name}-{entry}", f"{KIBANA_SECRET_DIR}/{entry}", value, self._child)
-                for entry, value in sorted(secrets.kibana_keystore.items())
+                secret_file(
+                    f"{plan.cluster_name}-{KIBANA_SECRET_STEMS[entry]}",
+                    f"{KIBANA_SECRET_DIR}/{entry}",
+                    value.apply(keystore_value),
+                    self._child,
+                )
+                for entry, value in sorted(credentials.kibana_keystore.items())
             ],
             healthcheck=_healthcheck(KIBANA_HEALTHCHECK),
         )
@@ -266,5 +266,4 @@ class SwarmStack(pulumi.ComponentResource):
             endpoint=endpoint,
             memory_bytes=kibana.memory_bytes,
             order="start-first",
-            depends_on=[self.setup_service],
         )

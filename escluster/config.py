@@ -347,7 +347,12 @@ class StackConfig(Strict):
                 raise ValueError("swarm: the swarm target needs the swarm section (manager and nodes)")
             if self.docker_hosts:
                 raise ValueError("docker_hosts: the swarm target deploys through swarm.manager; remove docker_hosts")
-            self.swarm_placements()
+            for index, group in enumerate(self.cluster.node_groups):
+                if group.transport_port is not None:
+                    raise ValueError(
+                        f"cluster.node_groups[{index}].transport_port: on a swarm, transport stays on the overlay "
+                        "network and is not published"
+                    )
         owners: dict[tuple[str | None, int], str] = {}
         for key, host, port in self.published_host_ports():
             where = f" on {host}" if host else ""

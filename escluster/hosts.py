@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
+from escluster.engines import EngineUrl
 from escluster.fields import DNS_LABEL, DnsLabel, Strict
 
 if TYPE_CHECKING:
     from escluster.config import StackConfig
 
-ENGINE_SCHEMES = ("unix", "ssh", "tcp")
 # Across hosts each node group's ports start this far apart on a host.
 PORT_BLOCK = 10
 
@@ -32,15 +32,7 @@ def _host_address(value: str) -> str:
     return value
 
 
-def _engine_url(value: str) -> str:
-    scheme, sep, rest = value.partition("://")
-    if not sep or scheme not in ENGINE_SCHEMES or not rest:
-        raise ValueError(f"{value!r} is not a Docker engine URL (unix://, ssh:// or tcp://)")
-    return value
-
-
 HostAddress = Annotated[str, AfterValidator(_host_address)]
-EngineUrl = Annotated[str, AfterValidator(_engine_url)]
 
 
 class DockerHost(Strict):
@@ -61,13 +53,15 @@ class DockerHost(Strict):
 
 @dataclass(frozen=True)
 class NodeSlot:
-    """A node's place: its name, group, Docker host (None: the local engine) and published host ports."""
+    """A node's place: its name, group, Docker host (None: the local engine or a swarm), the swarm node it
+    is pinned to, and its published host ports."""
 
     name: str
     group_index: int
     host: str | None
     http_port: int | None
     transport_port: int | None
+    swarm_node: str | None = None
 
 
 def kibana_host(config: StackConfig) -> DockerHost | None:
@@ -80,43 +74,54 @@ def kibana_host(config: StackConfig) -> DockerHost | None:
 def node_slots(config: StackConfig) -> list[NodeSlot]:
     """Where each node runs and which host ports it publishes.
 
-    Nodes go to their group's placement (or every host) in turn. Across hosts, a group's nodes on one
-    host take consecutive ports from the group's first port, so adding a node or a group never moves
-    an existing node to another port.
+    Nodes go to their group's placement (or every host) in turn. Across hosts and on a swarm, each group
+    has its own first port, and a group's nodes on one machine take the ports that follow, so adding a
+    node or a group never moves an existing node to another port. On one engine only the first node
+    publishes HTTPS; transport stays inside the Docker network (or the swarm's overlay).
     """
     hosts = [host.name for host in config.docker_hosts]
+    pinned = config.swarm_placements()
     http_base, transport_base = config.exposure.http_port, config.exposure.transport_port
     slots: list[NodeSlot] = []
     for group_index, group in enumerate(config.cluster.node_groups):
         # Placement names docker hosts only across hosts; on a swarm it holds label selectors.
         targets = (group.placement or hosts) if hosts else []
-        on_host: dict[str, int] = {}
+        http = group.http_port or (http_base + PORT_BLOCK * group_index if http_base else None)
+        transport = group.transport_port or transport_base + PORT_BLOCK * group_index
+        on_machine: dict[str, int] = {}
         for index in range(group.count):
             name = f"{config.cluster.name}-{group.name}-{index}"
-            if not targets:
-                # One engine: the first node of the cluster publishes HTTP, transport stays inside.
+            if pinned:
+                machine = pinned[name].node
+                nth = on_machine[machine] = on_machine.get(machine, -1) + 1
+                slots.append(NodeSlot(name, group_index, None, http + nth if http else None, None, machine))
+            elif not targets:
                 slots.append(NodeSlot(name, group_index, None, http_base if not slots else None, None))
-                continue
-            host = targets[index % len(targets)]
-            nth = on_host[host] = on_host.get(host, -1) + 1
-            http = group.http_port or (http_base + PORT_BLOCK * group_index if http_base else None)
-            transport = group.transport_port or transport_base + PORT_BLOCK * group_index
-            slots.append(NodeSlot(name, group_index, host, http + nth if http else None, transport + nth))
+            else:
+                host = targets[index % len(targets)]
+                nth = on_machine[host] = on_machine.get(host, -1) + 1
+                slots.append(NodeSlot(name, group_index, host, http + nth if http else None, transport + nth))
     return slots
 
 
 def published_host_ports(config: StackConfig) -> list[tuple[str, str | None, int]]:
-    """Every published (host, port), with the config key that asks for it (host None: the local engine)."""
+    """Every published (machine, port), with the config key that asks for it (machine None: the local
+    engine). Kibana's swarm port is published by the ingress mesh on every swarm node."""
     ports: list[tuple[str, str | None, int]] = []
     for slot in config.node_slots():
         group_key = f"cluster.node_groups[{slot.group_index}]"
         if slot.http_port is not None:
-            key = f"{group_key}.http_port" if config.across_hosts else "exposure.http_port"
-            ports.append((key, slot.host, slot.http_port))
+            key = f"{group_key}.http_port" if config.across_hosts or slot.swarm_node else "exposure.http_port"
+            ports.append((key, slot.host or slot.swarm_node, slot.http_port))
         if slot.transport_port is not None:
             ports.append((f"{group_key}.transport_port", slot.host, slot.transport_port))
-    kibana_host = config.kibana_host.name if config.kibana_host else None
-    ports += [("kibana.port", kibana_host, config.kibana.port + i) for i in range(config.kibana.replicas)]
+    kibana_ports = [config.kibana.port + i for i in range(config.kibana.replicas)]
+    if config.swarm is not None:
+        machines = sorted({node.node for node in config.swarm.nodes})
+        ports += [("kibana.port", machine, config.kibana.port) for machine in machines]
+    else:
+        kibana_host = config.kibana_host.name if config.kibana_host else None
+        ports += [("kibana.port", kibana_host, port) for port in kibana_ports]
     return ports
 
 

@@ -27,7 +27,13 @@ from escluster.units import jvm_size
 POD_NAME_ENV = "POD_NAME"
 POD_NAME_REF = "${" + POD_NAME_ENV + "}"
 CERTS_DIR = f"{ES_CONFIG_DIR}/certs"
+# The readiness probe's credentials (escluster.security PROBE_USER), outside the config directory.
+PROBE_DIR = "/mnt/escluster/probe"
 CLUSTER_DOMAIN = "cluster.local"
+# How long `pulumi up` waits for a StatefulSet to be ready (pulumi-kubernetes' default is 10 minutes): a
+# first start pulls the image and forms the cluster; a rolling restart waits for each pod in turn.
+STATEFULSET_BASE_TIMEOUT_SECONDS = 20 * 60
+STATEFULSET_PER_POD_TIMEOUT_SECONDS = 10 * 60
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,10 @@ class GroupPlan:
         size = jvm_size(self.heap_bytes)
         return f"-Xms{size} -Xmx{size}"
 
+    @property
+    def await_timeout_seconds(self) -> int:
+        return STATEFULSET_BASE_TIMEOUT_SECONDS + STATEFULSET_PER_POD_TIMEOUT_SECONDS * self.replicas
+
 
 @dataclass(frozen=True)
 class KubernetesPlan:
@@ -77,6 +87,11 @@ class KubernetesPlan:
     @property
     def es_url(self) -> str:
         return f"https://{self.http_service}.{self.namespace}.svc:{HTTP_PORT}"
+
+    @property
+    def pod_security_level(self) -> str:
+        """The Pod Security Admission level the namespace needs: the sysctl step runs privileged."""
+        return "privileged" if self.settings.sysctl_init else "baseline"
 
     @property
     def cluster_labels(self) -> dict[str, str]:

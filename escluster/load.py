@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -11,6 +11,12 @@ import pydantic
 from pulumi.runtime import config as runtime_config
 
 from escluster.config import StackConfig
+from escluster.state import STATE_OUTPUT, ClusterState, parse_state, refused_changes
+
+# The Pulumi engine's built-in function behind stack references (pulumi/pulumi
+# pkg/resource/deploy/builtins.go, `readStackOutputs`; the Node.js SDK's StackReference calls it too): the
+# outputs of a stack's last update. Reading the stack itself gives what the last successful `up` left.
+READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 
 SECRET_KEYS = ("security",)
 
@@ -19,21 +25,24 @@ class ConfigError(pulumi.RunError):
     """A bad stack config. Pulumi prints a RunError's message alone, without a traceback."""
 
 
-def stack_config_values(project: str) -> tuple[dict[str, Any], set[str]]:
-    """Every config value in the project's namespace, and the keys held as secrets."""
+def stack_config_values(project: str) -> tuple[dict[str, Any], set[str], list[str]]:
+    """Every config value in the project's namespace, the keys held as secrets, and the keys of
+    other namespaces (`elastic:cluster`), which the program never reads."""
     prefix = f"{project}:"
     raw: dict[str, Any] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret_keys = set(runtime_config.get_config_secret_keys_env())
     values: dict[str, Any] = {}
     secrets: set[str] = set()
+    elsewhere: list[str] = []
     for full_key, value in raw.items():
         if not full_key.startswith(prefix):
+            elsewhere.append(full_key)
             continue
         key = full_key[len(prefix) :]
         values[key] = _decode(value)
         if runtime_config.is_config_secret(full_key) or full_key in secret_keys:
             secrets.add(key)
-    return values, secrets
+    return values, secrets, sorted(elsewhere)
 
 
 def _decode(value: Any) -> Any:
@@ -46,7 +55,25 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def parse_stack_config(values: Mapping[str, Any], secret_keys: set[str], stack: str) -> StackConfig:
+def misplaced_keys(project: str, other_keys: Sequence[str]) -> list[str]:
+    """Keys of another namespace named like one of ours (`elastic:cluster`): a typo that would leave
+    the setting silently unread. Provider namespaces (`docker:host`, `kubernetes:context`) name none of ours."""
+    ours = set(StackConfig.model_fields)
+    return [key for key in other_keys if key.partition(":")[2] in ours and key.partition(":")[0] != project]
+
+
+def parse_stack_config(
+    values: Mapping[str, Any], secret_keys: set[str], stack: str, *, project: str, other_keys: Sequence[str]
+) -> StackConfig:
+    if misplaced := misplaced_keys(project, other_keys):
+        lines = [f"Pulumi.{stack}.yaml: config keys outside the `{project}:` namespace"]
+        for key in misplaced:
+            name = key.partition(":")[2]
+            lines.append(
+                f"  {key}: the program reads `{project}:{name}`; write the key as `{project}:{name}` "
+                f"(or `{name}` without a namespace)"
+            )
+        raise ConfigError("\n".join(lines))
     try:
         config = StackConfig.model_validate(dict(values))
     except pydantic.ValidationError as error:
@@ -62,11 +89,34 @@ def parse_stack_config(values: Mapping[str, Any], secret_keys: set[str], stack: 
 
 
 def load_stack_config() -> StackConfig:
-    values, secrets = stack_config_values(pulumi.get_project())
-    config = parse_stack_config(values, secrets, pulumi.get_stack())
+    project = pulumi.get_project()
+    values, secrets, other_keys = stack_config_values(project)
+    config = parse_stack_config(values, secrets, pulumi.get_stack(), project=project, other_keys=other_keys)
     for warning in config.warnings():
         pulumi.log.warn(f"Pulumi.{pulumi.get_stack()}.yaml: {warning}")
     return config
+
+
+def read_previous_state() -> ClusterState | None:
+    """The `cluster_state` this stack exported on its last successful `up` (None for a new stack).
+
+    A synchronous invoke, so the program knows before it registers anything; pulumi.runtime.invoke is the
+    SDK's public entry point for functions, and this one runs in previews too."""
+    stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": stack})
+    outputs = (result.value or {}).get("outputs") or {}
+    try:
+        return parse_state(outputs.get(STATE_OUTPUT))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"stack {stack}: {error}") from None
+
+
+def check_changes(previous: ClusterState | None, config: StackConfig) -> None:
+    """Refuse, before any resource, a change the deployed cluster cannot take."""
+    if errors := refused_changes(previous, config):
+        lines = [f"Pulumi.{pulumi.get_stack()}.yaml: refused: the running cluster cannot take this change"]
+        lines += [f"  {error}" for error in dict.fromkeys(errors)]
+        raise ConfigError("\n".join(lines))
 
 
 def format_errors(error: pydantic.ValidationError, stack: str) -> str:

@@ -22,9 +22,8 @@ ES_CONFIG_DIR = f"{ES_HOME}/config"
 ES_DATA_DIR = f"{ES_HOME}/data"
 KIBANA_HOME = "/usr/share/kibana"
 KIBANA_CONFIG_DIR = f"{KIBANA_HOME}/config"
-# Secret files are uploaded here, never put in env (the images read `*_FILE` variables or a keystore).
+# Secret files go here, never into env (Kibana fills its keystore from them).
 SECRETS_DIR = "/run/secrets"
-ELASTIC_PASSWORD_FILE = f"{SECRETS_DIR}/elastic_password"
 HTTP_PORT = 9200
 TRANSPORT_PORT = 9300
 KIBANA_PORT = 5601
@@ -128,6 +127,11 @@ class ClusterPlan:
     hosts: tuple[HostPlan, ...]
     memory_lock: bool
     cert_validity_hours: int
+
+    @property
+    def network_name(self) -> str:
+        """The cluster's Docker network: a bridge on each engine, or the swarm's attachable overlay."""
+        return f"{self.cluster_name}-overlay" if any(n.swarm_node for n in self.nodes) else f"{self.cluster_name}-net"
 
     @property
     def http_exposed_node(self) -> NodePlan | None:

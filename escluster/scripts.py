@@ -1,14 +1,18 @@
-"""Shell scripts the one-shot setup container and Kibana run. They hold paths, never secrets."""
+"""Shell scripts the program runs in containers: the setup step, Kibana's start, the readiness probe.
+
+They hold paths and names, never a secret: secrets reach them as files (or on standard input).
+"""
 
 from __future__ import annotations
 
+import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from escluster.plan import KIBANA_USER, SECRETS_DIR
+from escluster.security import ADMIN_USER
 
-SETUP_CURL_CONFIG = f"{SECRETS_DIR}/elastic.curlrc"
-SETUP_PASSWORD_BODY = f"{SECRETS_DIR}/kibana_system_password.json"
 KIBANA_SECRET_DIR = f"{SECRETS_DIR}/kibana"
 # Kibana keystore entries, each filled from the file of the same name under KIBANA_SECRET_DIR.
 KIBANA_KEYSTORE_ENTRIES = (
@@ -17,8 +21,37 @@ KIBANA_KEYSTORE_ENTRIES = (
     "xpack.encryptedSavedObjects.encryptionKey",
     "xpack.reporting.encryptionKey",
 )
-SETUP_ATTEMPTS = 120
+# The setup step keeps asking for this long (a first start pulls images and forms the cluster),
+# then fails the `up` with what to do.
+SETUP_TIMEOUT_SECONDS = 900
 SETUP_RETRY_SECONDS = 5
+CURL_TIMEOUT_SECONDS = 10
+# A line the setup step prints on success, read back as a stack output.
+CLUSTER_UUID_PREFIX = "cluster_uuid="
+
+
+@dataclass(frozen=True)
+class SetupFiles:
+    """Where the setup step finds its inputs: the admin's curl credentials, the two request bodies
+    carrying the new passwords, and the cluster CA."""
+
+    directory: str
+
+    @property
+    def admin_curlrc(self) -> str:
+        return f"{self.directory}/admin.curlrc"
+
+    @property
+    def elastic_body(self) -> str:
+        return f"{self.directory}/elastic.json"
+
+    @property
+    def kibana_system_body(self) -> str:
+        return f"{self.directory}/kibana_system.json"
+
+    @property
+    def ca(self) -> str:
+        return f"{self.directory}/ca.crt"
 
 
 def curl_config_user(user: str, password: str) -> str:
@@ -27,34 +60,83 @@ def curl_config_user(user: str, password: str) -> str:
     return f'user = "{escaped}"\n'
 
 
-def setup_script(es_urls: Sequence[str], ca_file: str) -> str:
-    """Wait for any node to answer, then set the kibana_system password (the same call again is harmless)."""
+def password_body(password: str) -> str:
+    """The body of `POST /_security/user/<name>/_password`, on one line."""
+    return json.dumps({"password": password})
+
+
+def setup_stdin(admin_password: str, elastic_password: str, kibana_system_password: str, ca_pem: str) -> str:
+    """What `read_setup_stdin` expects: three lines (the admin's curl config, the two bodies), then the CA."""
+    return (
+        curl_config_user(ADMIN_USER, admin_password)
+        + password_body(elastic_password)
+        + "\n"
+        + password_body(kibana_system_password)
+        + "\n"
+        + ca_pem
+    )
+
+
+def read_setup_stdin(files: SetupFiles) -> str:
+    """Shell that writes standard input (see `setup_stdin`) into the setup files, readable by this user only."""
+    return (
+        "umask 077\n"
+        f"IFS= read -r line && printf '%s\\n' \"$line\" > {shlex.quote(files.admin_curlrc)}\n"
+        f"IFS= read -r line && printf '%s' \"$line\" > {shlex.quote(files.elastic_body)}\n"
+        f"IFS= read -r line && printf '%s' \"$line\" > {shlex.quote(files.kibana_system_body)}\n"
+        f"cat > {shlex.quote(files.ca)}\n"
+        "unset line\n"
+    )
+
+
+def setup_script(es_urls: Sequence[str], files: SetupFiles, logs_hint: str) -> str:
+    """Set the `elastic` and `kibana_system` passwords as the file-realm admin, through any node that
+    answers; the same call again changes nothing, so the step is safe on every `up`. Print the
+    cluster's UUID. Retry until SETUP_TIMEOUT_SECONDS, then explain the last answer and exit 1."""
     urls = " ".join(shlex.quote(url) for url in es_urls)
+    q = shlex.quote
+    curl = f"curl --silent --max-time {CURL_TIMEOUT_SECONDS} --cacert {q(files.ca)} --config {q(files.admin_curlrc)}"
     return f"""set -u
-code=none
-for attempt in $(seq 1 {SETUP_ATTEMPTS}); do
+deadline=$((SECONDS + {SETUP_TIMEOUT_SECONDS}))
+code=000
+where=none
+set_password() {{  # $1: node URL, $2: user, $3: body file; prints the HTTP status
+  {curl} --output /dev/null --write-out '%{{http_code}}' -X POST -H 'Content-Type: application/json' \\
+    --data-binary "@$3" "$1/_security/user/$2/_password"
+}}
+while [ "$SECONDS" -lt "$deadline" ]; do
   for url in {urls}; do
-    code=$(curl --silent --output /dev/null --write-out '%{{http_code}}' \\
-      --cacert {shlex.quote(ca_file)} --config {SETUP_CURL_CONFIG} \\
-      -X POST -H 'Content-Type: application/json' --data @{SETUP_PASSWORD_BODY} \\
-      "$url/_security/user/{KIBANA_USER}/_password")
-    if [ "$code" = 200 ]; then
-      echo "{KIBANA_USER} password set through $url"
-      exit 0
-    fi
+    where=$url
+    code=$(set_password "$url" elastic {q(files.elastic_body)})
+    [ "$code" = 200 ] || continue
+    code=$(set_password "$url" {KIBANA_USER} {q(files.kibana_system_body)})
+    [ "$code" = 200 ] || continue
+    uuid=$({curl} "$url/" | sed -n 's/.*"cluster_uuid" *: *"\\([^"]*\\)".*/\\1/p')
+    echo "passwords of elastic and {KIBANA_USER} set through $url"
+    echo "{CLUSTER_UUID_PREFIX}$uuid"
+    exit 0
   done
-  echo "waiting for Elasticsearch (attempt $attempt, last HTTP status $code)"
+  echo "waiting for Elasticsearch: last answer HTTP $code from $where"
   sleep {SETUP_RETRY_SECONDS}
 done
-echo "gave up: no node accepted the {KIBANA_USER} password (last HTTP status $code)" >&2
+case "$code" in
+  000) why="no node answered over HTTPS (not running, not reachable, or not serving the cluster CA's certificate)" ;;
+  401) why="the nodes refused the program's admin user {ADMIN_USER} (its file realm entry is missing on them)" ;;
+  503) why="the cluster has no elected master (do a majority of the master-eligible nodes run and reach each other?)" ;;
+  *) why="the last answer was HTTP $code" ;;
+esac
+echo "setup gave up after {SETUP_TIMEOUT_SECONDS // 60} minutes: could not set the passwords of elastic and \
+{KIBANA_USER}: $why (last node asked: $where)." >&2
+echo "What to do: read the nodes' logs ({logs_hint}), fix the cause, then run 'pulumi up' again; \
+this step runs again until it succeeds." >&2
 exit 1
 """
 
 
-def es_readiness_script(ca_file: str, started_marker: str = "/tmp/.es_started") -> str:
+def es_readiness_script(ca_file: str, probe_curlrc: str, started_marker: str = "/tmp/.es_started") -> str:
     """The helm chart's readiness pattern: until the node first saw its cluster healthy, wait for
     health (so a rolling restart moves on only once the cluster recovered); afterwards only ask that
-    the node answers. The password reaches curl on stdin (escaped for its config), not in argv."""
+    the node answers. The probe user's credentials come from a curl config file, never argv."""
     ca = shlex.quote(ca_file)
     return (
         "set -u\n"
@@ -63,22 +145,32 @@ def es_readiness_script(ca_file: str, started_marker: str = "/tmp/.es_started") 
         f"  code=$(curl --silent --output /dev/null --write-out '%{{http_code}}' --cacert {ca} https://localhost:9200/)\n"
         '  [ "$code" = 401 ] || [ "$code" = 200 ]\n'
         "else\n"
-        """  password=$(printf '%s' "$ELASTIC_PASSWORD" | sed 's/[\\\\"]/\\\\&/g')\n"""
-        """  printf 'user = "elastic:%s"\\n' "$password" |\n"""
-        f"    curl --silent --fail --config - --cacert {ca} \\\n"
+        f"  curl --silent --fail --config {shlex.quote(probe_curlrc)} --cacert {ca} \\\n"
         "    'https://localhost:9200/_cluster/health?wait_for_status=yellow&timeout=1s' > /dev/null &&\n"
         '    touch "$started"\n'
         "fi\n"
     )
 
 
-def kibana_start_script() -> str:
+def keystore_value(value: str) -> str:
+    """A value as `kibana-keystore add --stdin` must receive it: Kibana trims what it reads and parses it
+    as JSON when it can (elastic/kibana `src/cli_keystore/add.js`), so `123456` would become a number and
+    ` pw ` would lose its spaces. A JSON string parses back to exactly the value."""
+    return json.dumps(value)
+
+
+def keystore_files(keystore: Mapping[str, str]) -> dict[str, str]:
+    """Kibana's secret files by path: each keystore entry's value, ready for `kibana-keystore add`."""
+    return {f"{KIBANA_SECRET_DIR}/{entry}": keystore_value(value) for entry, value in keystore.items()}
+
+
+def kibana_start_script(secret_dir: str = KIBANA_SECRET_DIR) -> str:
     """Fill Kibana's keystore from the secret files, then start Kibana as the image does."""
     entries = " ".join(KIBANA_KEYSTORE_ENTRIES)
     return f"""set -eu
 [ -f config/kibana.keystore ] || bin/kibana-keystore create
 for entry in {entries}; do
-  bin/kibana-keystore add "$entry" --stdin --force < "{KIBANA_SECRET_DIR}/$entry"
+  bin/kibana-keystore add "$entry" --stdin --force < "{secret_dir}/$entry"
 done
 exec /usr/local/bin/kibana-docker
 """

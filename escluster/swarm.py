@@ -9,8 +9,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from escluster.engines import EngineUrl
 from escluster.fields import Strict
 
 LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
@@ -48,11 +49,17 @@ class SwarmNode(Strict):
 
 
 class Swarm(Strict):
-    manager: str = Field(description="Docker engine of a swarm manager: `ssh://user@host` or `tcp://host:2376`.")
+    manager: EngineUrl = Field(description="Docker engine of a swarm manager: `ssh://user@host` or `tcp://host:2376`.")
     cert_path: str | None = Field(None, description="TLS material directory for a `tcp://` manager.")
     ssh_opts: list[str] = Field(default_factory=list, description="Extra ssh options for an `ssh://` manager.")
     nodes: list[SwarmNode] = Field(min_length=1, description="Swarm nodes that run ES, with their labels.")
     managers: int | None = Field(None, ge=1, description="Number of swarm managers, to warn about an even count.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Swarm:
+        if self.manager.startswith("tcp://") and not self.cert_path:
+            raise ValueError("cert_path: a tcp:// manager needs TLS material (an open engine port is root on the host)")
+        return self
 
 
 @dataclass(frozen=True)
@@ -67,10 +74,10 @@ def resolve(
     """Pin every ES node (name, group index, index in group) to exactly one swarm node.
 
     A group's placement lists label selectors (`server=a`) used in turn; without one, the group's
-    nodes take the swarm nodes in turn, pinned by all of that node's labels.
+    nodes take the swarm nodes in turn, pinned by all of that node's labels. Several ES nodes may share a
+    swarm node (dedicated masters beside data nodes); each publishes its own HTTPS port there.
     """
     pinned: dict[str, SwarmPlacement] = {}
-    owner: dict[str, str] = {}
     for name, group_index, index in node_names:
         selectors = placements[group_index]
         key = f"cluster.node_groups[{group_index}].placement"
@@ -91,9 +98,6 @@ def resolve(
         else:
             target = swarm.nodes[index % len(swarm.nodes)]
             labels = target.labels
-        if target.node in owner:
-            raise ValueError(f"{key}: {name} and {owner[target.node]} would both run on swarm node {target.node}")
-        owner[target.node] = name
         constraints = tuple(f"node.labels.{k}=={v}" for k, v in sorted(labels.items()))
         pinned[name] = SwarmPlacement(target.node, constraints)
     return pinned

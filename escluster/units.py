@@ -1,4 +1,9 @@
-"""Memory and storage sizes as the JVM, Docker and Kubernetes write them."""
+"""Memory and storage sizes as the JVM, Docker and Kubernetes write them.
+
+A size is read the way every one of its readers agrees on: `512m`, `2g` (the JVM's and Docker's
+binary units) and `2Gi` (Kubernetes' binary units) all mean powers of 1024. `2G` is refused: the JVM
+and Docker read it as 2 GiB, Kubernetes as 2·10⁹ bytes, so its meaning depends on the target.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,25 @@ KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
 
-_SIZE = re.compile(r"^(?P<number>[1-9][0-9]*)(?P<unit>[kKmMgGtT])(?:i|b|B)?$")
+_SIZE = re.compile(r"^(?P<number>[1-9][0-9]*)(?:(?P<jvm>[kmgt])|(?P<kube>[KMGT])i)$")
+_AMBIGUOUS = re.compile(r"^(?P<number>[1-9][0-9]*)(?P<unit>[kKmMgGtT])[bB]?$")
 _FACTOR = {"k": KIB, "m": MIB, "g": GIB, "t": 1024 * GIB}
 
 
 def parse_size(text: str) -> int:
-    """Bytes in a size such as `512m`, `2g` or `2Gi`. Every unit is binary, as in the JVM and Docker."""
-    match = _SIZE.match(text.strip())
-    if match is None:
-        raise ValueError(f"{text!r} is not a size; write a whole number and a unit, such as 512m, 2g or 2Gi")
-    return int(match["number"]) * _FACTOR[match["unit"].lower()]
+    """Bytes in a size such as `512m`, `2g` or `2Gi`; units are binary (powers of 1024)."""
+    stripped = text.strip()
+    match = _SIZE.match(stripped)
+    if match is not None:
+        return int(match["number"]) * _FACTOR[(match["jvm"] or match["kube"]).lower()]
+    ambiguous = _AMBIGUOUS.match(stripped)
+    if ambiguous is not None:
+        number, unit = ambiguous["number"], ambiguous["unit"].lower()
+        raise ValueError(
+            f"{text!r} is ambiguous: Kubernetes reads {unit.upper()} as a power of 1000, the JVM and Docker as "
+            f"a power of 1024; write {number}{unit} or {number}{unit.upper()}i (both mean powers of 1024)"
+        )
+    raise ValueError(f"{text!r} is not a size; write a whole number and a unit, such as 512m, 2g or 2Gi")
 
 
 def jvm_size(size_bytes: int) -> str:

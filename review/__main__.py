@@ -17,7 +17,7 @@ from review.diff import StackDiff, diff_stack
 from review.documents import documents, dump, load
 from review.mockrun import Render, run_program_into
 from review.report import markdown
-from review.stacks import project_name, read_stack_file, stack_names
+from review.stacks import StackFileError, project_name, read_stack_file, stack_names
 
 ERROR_SUFFIX = ".error.txt"
 TOOL_HOME = Path(__file__).resolve().parent.parent
@@ -25,18 +25,24 @@ TOOL_HOME = Path(__file__).resolve().parent.parent
 
 def render_stacks(root: Path, stacks: Sequence[str], out: Path | None) -> int:
     """Render each stack of the program at `root`; with `out`, one `<stack>.yaml` (or `.error.txt`) each."""
-    project = project_name(root)
+    try:
+        project = project_name(root)
+    except StackFileError as error:
+        print(error, file=sys.stderr)
+        return 1
     failed = 0
     for stack in stacks:
-        config, secret_keys = read_stack_file(root / f"Pulumi.{stack}.yaml")
         try:
+            config, secret_keys = read_stack_file(root / f"Pulumi.{stack}.yaml")
             result = Render(stack)
             run_program_into(result, root, project, config, secret_keys=secret_keys)
             text = dump(documents(result))
         except Exception as error:
             failed += 1
-            # A RunError is the program's own readable message (a bad config names its key path).
-            message = str(error) if isinstance(error, pulumi.RunError) else f"{type(error).__name__}: {error}"
+            # A RunError is the program's own readable message (a bad config names its key path), as is a
+            # stack file's syntax error (file, line and column).
+            readable = isinstance(error, (pulumi.RunError, StackFileError))
+            message = str(error) if readable else f"{type(error).__name__}: {error}"
             print(f"stack {stack}: {message}", file=sys.stderr)
             if out is not None:
                 (out / f"{stack}{ERROR_SUFFIX}").write_text(message + "\n")

@@ -49,6 +49,9 @@ class Registration:
     provider: str
     # The inputs as serialized for the engine, secrets still wrapped: what a render masks.
     raw_inputs: dict[str, Any] = field(default_factory=dict, repr=False)
+    # What the (mock) provider answered: inputs and computed outputs, secrets unwrapped.
+    outputs: dict[str, Any] = field(default_factory=dict, repr=False)
+    ignore_changes: list[str] = field(default_factory=list)
 
     def input_is_secret(self, path: str) -> bool:
         """True when the input at `path` (dots and [i]) or a value inside it is a secret."""
@@ -119,6 +122,16 @@ def _pem(label: str, name: str, inputs: Mapping[str, Any]) -> str:
     return f"-----BEGIN {label}-----\n{name} {_digest(inputs)}\n-----END {label}-----\n"
 
 
+BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
+
+
+def _bcrypt_like(name: str, inputs: Mapping[str, Any]) -> str:
+    """A string of bcrypt's shape ($2a$10$ and 53 characters of its alphabet), as pulumi-random writes."""
+    digest = hashlib.sha256(f"{name}{_digest(inputs)}".encode()).digest() * 2
+    return "$2a$10$" + "".join(BCRYPT_ALPHABET[b % 64] for b in digest[:53])
+
+
 def _fake_outputs(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
     """What the providers would return, where the program reads it."""
     name, inputs = args.name, args.inputs
@@ -129,15 +142,25 @@ def _fake_outputs(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
     if args.typ == "tls:index/certRequest:CertRequest":
         return {"cert_request_pem": _pem("CERTIFICATE REQUEST", name, inputs)}
     if args.typ == "random:index/randomPassword:RandomPassword":
-        return {"result": f"generated-{name}"}
+        return {"result": f"generated-{name}", "bcrypt_hash": _bcrypt_like(name, inputs)}
     if args.typ == "docker:index/remoteImage:RemoteImage":
         # The id follows the image reference, as a real pull's does: a new version is a new id.
         return {"image_id": f"sha256:{inputs['name']}", "repo_digest": inputs.get("name", "")}
     if args.typ in ("docker:index/secret:Secret", "docker:index/serviceConfig:ServiceConfig"):
         # Swarm configs and secrets are immutable: new data is a new object with a new autoname.
         return {"name": inputs.get("name") or f"{name}-{_digest(inputs)[:7]}"}
-    if args.typ == "docker:index/container:Container" and inputs.get("attach"):
-        return {"exit_code": 0}
+    if args.typ.startswith("kubernetes:") and isinstance(inputs.get("metadata"), dict):
+        metadata = inputs["metadata"]
+        if not metadata.get("name"):
+            # pulumi-kubernetes auto-names an object without a name: `<resource name>-<8 random characters>`,
+            # and a replacement (new data) gets a new one. Here the suffix follows the inputs.
+            annotations = {**metadata.get("annotations", {}), "pulumi.com/autonamed": "true"}
+            return {"metadata": {**metadata, "name": f"{name}-{_digest(inputs)[:8]}", "annotations": annotations}}
+    if args.typ == "command:local:Command":
+        # The setup step prints the UUID of the cluster it reached.
+        return {"stdout": f"cluster_uuid=mock-{_digest(inputs)}", "stderr": ""}
+    if args.typ == "kubernetes:batch/v1:Job":
+        return {"status": {"succeeded": 1}}
     return {}
 
 
@@ -147,18 +170,29 @@ def _fake_id(args: pulumi_mocks.MockResourceArgs) -> str:
     return f"{args.name}-id"
 
 
+class MockProviderError(Exception):
+    """A resource operation the mock provider was told to fail, as a real provider's error would."""
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, exit_codes: Mapping[str, int] | None = None) -> None:
-        self.exit_codes = dict(exit_codes or {})
+    """Mock providers, a stack whose last `up` left `previous_outputs`, and resources named in `failures`
+    whose operation fails with the given message."""
+
+    def __init__(
+        self, previous_outputs: Mapping[str, Any] | None = None, failures: Mapping[str, str] | None = None
+    ) -> None:
+        self.previous_outputs = dict(previous_outputs or {})
+        self.failures = dict(failures or {})
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        state = {**args.inputs, **_fake_outputs(args)}
-        if args.name in self.exit_codes:
-            state["exit_code"] = self.exit_codes[args.name]
-        return _fake_id(args), state
+        if args.name in self.failures:
+            raise MockProviderError(self.failures[args.name])
+        return _fake_id(args), {**args.inputs, **_fake_outputs(args)}
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        if args.token == READ_STACK_OUTPUTS:
+            return {"name": args.args["name"], "outputs": self.previous_outputs, "secretOutputNames": []}, []
+        raise MockProviderError(f"no mock for the function {args.token}")
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -171,6 +205,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != STACK_TYPE:
             raw = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+            answered = json_format.MessageToDict(response.object, preserving_proto_field_name=True)
             self.render.resources.append(
                 Registration(
                     type=request.type,
@@ -187,6 +222,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     provider=request.provider,
                     dependencies=list(request.dependencies),
                     raw_inputs=raw,
+                    outputs=_unwrap_secrets(answered),
+                    ignore_changes=list(request.ignoreChanges),
                 )
             )
         return response
@@ -220,11 +257,13 @@ def run_program_into(
     config: Mapping[str, Any],
     *,
     secret_keys: list[str] | None = None,
-    exit_codes: Mapping[str, int] | None = None,
+    previous_outputs: Mapping[str, Any] | None = None,
+    failures: Mapping[str, str] | None = None,
 ) -> None:
     """Run `<root>/__main__.py` as stack `result.stack` with `config` (full `project:key` names), recording
-    into `result`; a program that fails raises its error, and `result` keeps what it registered before."""
-    mocks = RecordingMocks(exit_codes)
+    into `result`; a program that fails raises its error, and `result` keeps what it registered before.
+    `previous_outputs`: the stack outputs of the last `up` (none: a new stack)."""
+    mocks = RecordingMocks(previous_outputs, failures)
     # A run that failed leaves its RPCs and errors behind; start clean, as pulumi.runtime.test does.
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()

@@ -11,13 +11,32 @@ from typing import Any
 
 import yaml
 
+
+class StackFileError(Exception):
+    """A project or stack file that is not valid YAML: its message names the file, line and column."""
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A Pulumi project or stack file as a mapping; a syntax error names the file, line and column."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path.name}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
+        raise StackFileError(f"{where}: {error.problem or error.context}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise StackFileError(f"{path.name}: the file is not a YAML mapping of keys to values")
+    return document
+
+
 # Long enough for every password rule (at least 6 characters); never a real secret.
 SECRET_PLACEHOLDER = "offline-render-placeholder"
 
 
 def project_name(root: Path) -> str:
-    document = yaml.safe_load((root / "Pulumi.yaml").read_text()) or {}
-    return str(document["name"])
+    return str(read_yaml(root / "Pulumi.yaml")["name"])
 
 
 def stack_names(root: Path) -> list[str]:
@@ -26,7 +45,7 @@ def stack_names(root: Path) -> list[str]:
 
 def read_stack_file(path: Path) -> tuple[dict[str, Any], list[str]]:
     """The stack's config (full `project:key` names) and the keys holding a secret."""
-    document = yaml.safe_load(path.read_text()) or {}
+    document = read_yaml(path)
     config: dict[str, Any] = {}
     secret_keys: list[str] = []
     for key, value in (document.get("config") or {}).items():

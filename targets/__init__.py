@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
@@ -13,3 +14,5 @@ class StackOutputs:
     kibana_url: str
     ca_certificate: pulumi.Output[str]
     elastic_password: pulumi.Output[str]
+    # Resolves once the setup step has set the passwords on the formed cluster.
+    setup_done: pulumi.Output[Any]

@@ -13,20 +13,22 @@ from components.credentials import StackCredentials
 from components.docker_common import remote_image
 from components.elasticsearch_node import ElasticsearchNode
 from components.kibana import KibanaPair
-from components.setup_job import CertSetupJob
+from components.setup_job import SetupJob
+from escluster.engines import LOCAL_ENGINE, parse_engine
 from escluster.plan import ES_IMAGE, ClusterPlan, HostPlan
 from targets import StackOutputs
 
-LOCAL_ENGINE = "local"
+# The key of the local engine's resources when the stack has no docker_hosts.
+LOCAL = "local"
 
 
 @dataclass(frozen=True)
-class Engine:
+class EngineResources:
     """Where resources of one Docker engine go: its provider (None: the default) and its network."""
 
     options: pulumi.ResourceOptions
     network: docker.Network
-    # Every ES node on the engine, and the setup job, run from one pulled image.
+    # Every ES node on the engine runs from one pulled image.
     es_image: docker.RemoteImage
 
 
@@ -40,7 +42,7 @@ def url_host(address: str) -> str:
     return f"[{ip}]" if ip.version == 6 else str(ip)
 
 
-def engine_for(plan: ClusterPlan, host: HostPlan | None) -> Engine:
+def engine_for(plan: ClusterPlan, host: HostPlan | None) -> EngineResources:
     options = pulumi.ResourceOptions()
     suffix = ""
     if host is not None:
@@ -51,48 +53,52 @@ def engine_for(plan: ClusterPlan, host: HostPlan | None) -> Engine:
         suffix = f"-{host.name}"
     network = docker.Network(
         f"{plan.cluster_name}-net{suffix}",
-        name=f"{plan.cluster_name}-net",
+        name=plan.network_name,
         driver="bridge",
         opts=pulumi.ResourceOptions.merge(options, pulumi.ResourceOptions(delete_before_replace=True)),
     )
     es_image = remote_image(f"{plan.cluster_name}-es-image{suffix}", ES_IMAGE, plan.version, options)
-    return Engine(options, network, es_image)
+    return EngineResources(options, network, es_image)
 
 
 def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
-    engines = {host.name: engine_for(plan, host) for host in plan.hosts} or {LOCAL_ENGINE: engine_for(plan, None)}
+    engines = {host.name: engine_for(plan, host) for host in plan.hosts} or {LOCAL: engine_for(plan, None)}
 
-    def engine_of(host: HostPlan | None) -> Engine:
-        return engines[host.name if host else LOCAL_ENGINE]
+    def engine_of(host: HostPlan | None) -> EngineResources:
+        return engines[host.name if host else LOCAL]
 
     certificates = ClusterCertificates(
         f"{plan.cluster_name}-certs", plan.cluster_name, plan.nodes, plan.cert_validity_hours
     )
     # No node waits for another: they start together and find each other through discovery.
-    nodes = [
+    for node in plan.nodes:
         ElasticsearchNode(
             node,
             image_id=engine_of(node.host).es_image.image_id,
             network_name=engine_of(node.host).network.name,
             certificate=certificates.node_certificates[node.name],
             ca_cert_pem=certificates.ca_cert_pem,
-            elastic_password=credentials.elastic_password,
+            file_realm_users=credentials.file_realm_users,
             memory_lock=plan.memory_lock,
             opts=engine_of(node.host).options,
         )
-        for node in plan.nodes
-    ]
     kibana_engine = engine_of(plan.kibana.host)
-    setup = CertSetupJob(
+    kibana_host = plan.kibana.host
+    # The setup step, Kibana and the nodes start together: each retries until what it needs is there.
+    setup = SetupJob(
         f"{plan.cluster_name}-setup",
-        image_id=kibana_engine.es_image.image_id,
-        network_name=kibana_engine.network.name,
+        engine=parse_engine(kibana_host.engine) if kibana_host else LOCAL_ENGINE,
+        ssh_opts=kibana_host.ssh_opts if kibana_host else (),
+        cert_path=kibana_host.cert_path if kibana_host else None,
+        network=plan.network_name,
+        image=f"{ES_IMAGE}:{plan.version}",
         es_urls=plan.es_urls,
-        ca_cert_pem=certificates.ca_cert_pem,
+        logs_hint=f"docker logs {plan.nodes[0].name}, on each node's engine",
+        admin_password=credentials.admin_password,
         elastic_password=credentials.elastic_password,
         kibana_system_password=credentials.kibana_system_password,
-        wait_for=[node.container for node in nodes],
-        opts=kibana_engine.options,
+        ca_cert_pem=certificates.ca_cert_pem,
+        depends_on=[kibana_engine.network],
     )
     KibanaPair(
         f"{plan.cluster_name}-kibana",
@@ -100,7 +106,6 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
         network_name=kibana_engine.network.name,
         ca_cert_pem=certificates.ca_cert_pem,
         keystore=credentials.kibana_keystore,
-        setup_succeeded=setup.succeeded,
         opts=kibana_engine.options,
     )
     exposed = plan.http_exposed_node
@@ -109,4 +114,5 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
         kibana_url=f"http://{url_host(plan.kibana.public_address)}:{plan.kibana.host_ports[0]}",
         ca_certificate=certificates.ca_cert_pem,
         elastic_password=credentials.elastic_password,
+        setup_done=setup.cluster_uuid,
     )

@@ -9,11 +9,13 @@ from components.certificates import ClusterCertificates
 from components.credentials import StackCredentials
 from components.k8s_elasticsearch import ElasticsearchNodeSet
 from components.k8s_kibana import KibanaDeployment
-from components.k8s_objects import manifest
+from components.k8s_objects import manifest, pod_security_labels
 from components.k8s_setup_job import KubernetesSetupJob
 from components.metallb import MetalLBPool
 from escluster.k8s_plan import KubernetesPlan
 from escluster.plan import HTTP_PORT, KIBANA_PORT, TRANSPORT_PORT
+from escluster.scripts import curl_config_user
+from escluster.security import PROBE_USER
 from targets import StackOutputs
 
 
@@ -21,6 +23,7 @@ def _service(
     name: str,
     plan: KubernetesPlan,
     *,
+    namespace: pulumi.Input[str],
     selector: dict[str, str],
     ports: list[dict[str, object]],
     fixed_ip: str | None,
@@ -33,7 +36,7 @@ def _service(
         annotations["metallb.io/address-pool"] = lb.pool
         if fixed_ip:
             annotations["metallb.io/loadBalancerIPs"] = fixed_ip
-    metadata = {"name": name, "namespace": plan.namespace, "labels": plan.cluster_labels, "annotations": annotations}
+    metadata = {"name": name, "namespace": namespace, "labels": plan.cluster_labels, "annotations": annotations}
     return k8s.core.v1.Service(
         name,
         metadata=manifest(metadata),
@@ -42,25 +45,41 @@ def _service(
     )
 
 
-def deploy(plan: KubernetesPlan, credentials: StackCredentials) -> StackOutputs:
+def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recreate: bool) -> StackOutputs:
     base = pulumi.ResourceOptions()
     if plan.settings.context:
         base = pulumi.ResourceOptions(providers=[k8s.Provider("kubernetes", context=plan.settings.context)])
-    namespace = k8s.core.v1.Namespace(plan.namespace, metadata=manifest({"name": plan.namespace}), opts=base)
-    in_namespace = pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[namespace]))
+    # Deleting a namespace deletes the data claims in it (the namespace controller removes every object;
+    # a StatefulSet's claim retention policy does not apply): `pulumi destroy`, or a new namespace name,
+    # leaves it in place. Privileged pods (the sysctl step) need the `privileged` Pod Security level.
+    namespace = k8s.core.v1.Namespace(
+        plan.namespace,
+        metadata=manifest({"name": plan.namespace, "labels": pod_security_labels(plan.pod_security_level)}),
+        opts=pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(retain_on_delete=True)),
+    )
+    # Objects name the namespace by the Namespace's output, so each waits for it (a component's
+    # depends_on does not reach its children).
+    namespace_name = namespace.metadata.name
     certificates = ClusterCertificates(
         f"{plan.cluster_name}-certs", plan.cluster_name, plan.certificates, plan.cert_validity_hours
     )
-    password = k8s.core.v1.Secret(
-        f"{plan.cluster_name}-elastic-password",
-        metadata=manifest({"name": f"{plan.cluster_name}-elastic-password", "namespace": plan.namespace}),
-        string_data=pulumi.Output.secret({"password": credentials.elastic_password}),
-        opts=in_namespace,
+    # The program's file-realm users, and the readiness probe's credentials (escluster.security).
+    # Auto-named: new values are a new name in the pod template, which rolls the pods.
+    file_realm = k8s.core.v1.Secret(
+        f"{plan.cluster_name}-es-file-realm",
+        metadata=manifest({"namespace": namespace_name, "labels": plan.cluster_labels}),
+        string_data=pulumi.Output.secret(
+            {
+                "users": credentials.file_realm_users,
+                "probe.curlrc": credentials.probe_password.apply(lambda pw: curl_config_user(PROBE_USER, pw)),
+            }
+        ),
+        opts=base,
     )
     es_pods = plan.cluster_labels
     k8s.core.v1.Service(
         plan.headless_service,
-        metadata=manifest({"name": plan.headless_service, "namespace": plan.namespace, "labels": es_pods}),
+        metadata=manifest({"name": plan.headless_service, "namespace": namespace_name, "labels": es_pods}),
         spec=manifest(
             {
                 "clusterIP": "None",
@@ -73,56 +92,60 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials) -> StackOutputs:
                 ],
             }
         ),
-        opts=in_namespace,
+        opts=base,
     )
-    service_opts = in_namespace
+    service_opts = base
     metallb = plan.settings.metallb
     if metallb is not None:
-        pool = MetalLBPool(f"{plan.cluster_name}-lb", metallb, opts=base)
+        pool = MetalLBPool(f"{plan.cluster_name}-lb", metallb, context=plan.settings.context, opts=base)
         # Services wait for an external IP: the pool and its advertisement come first.
-        service_opts = pulumi.ResourceOptions.merge(in_namespace, pulumi.ResourceOptions(depends_on=[pool]))
+        service_opts = pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[pool]))
     lb = plan.settings.load_balancer
     _service(
         plan.http_service,
         plan,
+        namespace=namespace_name,
         selector=es_pods,
         ports=[{"name": "https", "port": HTTP_PORT, "targetPort": HTTP_PORT}],
         fixed_ip=lb.elasticsearch_ip if lb else None,
         opts=service_opts,
     )
-    node_sets = [
-        ElasticsearchNodeSet(
-            group,
-            plan,
-            ca_cert_pem=certificates.ca_cert_pem,
-            certificates=certificates.node_certificates,
-            elastic_password_secret=password.metadata.name,
-            opts=in_namespace,
-        )
-        for group in plan.groups
-        if group.replicas > 0
-    ]
+    for group in plan.groups:
+        if group.replicas > 0:
+            ElasticsearchNodeSet(
+                group,
+                plan,
+                namespace=namespace_name,
+                ca_cert_pem=certificates.ca_cert_pem,
+                certificates=certificates.node_certificates,
+                file_realm_secret=file_realm.metadata.name,
+                opts=base,
+            )
+    # The setup Job and Kibana start with the nodes: each retries until what it needs is there.
     setup = KubernetesSetupJob(
         f"{plan.cluster_name}-setup",
         plan,
+        namespace=namespace_name,
         ca_cert_pem=certificates.ca_cert_pem,
+        admin_password=credentials.admin_password,
         elastic_password=credentials.elastic_password,
         kibana_system_password=credentials.kibana_system_password,
-        wait_for=[node_set.statefulset for node_set in node_sets],
-        opts=in_namespace,
+        opts=base,
     )
     KibanaDeployment(
         plan.kibana_service,
         plan,
+        namespace=namespace_name,
         ca_cert_pem=certificates.ca_cert_pem,
         keystore=credentials.kibana_keystore,
-        wait_for=[setup.job],
-        opts=in_namespace,
+        recreate=kibana_recreate,
+        opts=base,
     )
     kibana_service = f"{plan.kibana_service}-http"
     _service(
         kibana_service,
         plan,
+        namespace=namespace_name,
         selector={"app.kubernetes.io/name": "kibana", "app.kubernetes.io/instance": plan.cluster_name},
         ports=[{"name": "http", "port": KIBANA_PORT, "targetPort": KIBANA_PORT}],
         fixed_ip=lb.kibana_ip if lb else None,
@@ -134,4 +157,6 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials) -> StackOutputs:
         kibana_url=f"http://{kibana_host}:{KIBANA_PORT}",
         ca_certificate=certificates.ca_cert_pem,
         elastic_password=credentials.elastic_password,
+        # pulumi-kubernetes returns the Job only once it completed.
+        setup_done=setup.job.status,
     )

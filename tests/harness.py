@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from review.mockrun import Registration, Render, run_program_into
+from review.stacks import read_yaml
 
 __all__ = ["PROJECT", "ROOT", "Registration", "Render", "render", "render_failure"]
 
@@ -26,19 +25,20 @@ def stack_file(stack: str) -> Path:
 
 
 def read_stack_config(stack: str) -> dict[str, Any]:
-    document = yaml.safe_load(stack_file(stack).read_text()) or {}
-    return dict(document.get("config") or {})
+    return dict(read_yaml(stack_file(stack)).get("config") or {})
 
 
 def render(
     stack: str,
     config: Mapping[str, Any] | None = None,
     secret_keys: list[str] | None = None,
-    exit_codes: Mapping[str, int] | None = None,
+    previous: Mapping[str, Any] | None = None,
+    failures: Mapping[str, str] | None = None,
 ) -> Render:
-    """Run `__main__.py` for a stack (its yaml file, or `config` given here) and record everything."""
+    """Run `__main__.py` for a stack (its yaml file, or `config` given here) and record everything.
+    `previous`: the outputs of the stack's last `up`; `failures`: resources whose creation fails."""
     result = Render(stack=stack)
-    _run(result, config, secret_keys, exit_codes)
+    _run(result, config, secret_keys, previous, failures)
     return result
 
 
@@ -46,12 +46,13 @@ def render_failure(
     stack: str,
     config: Mapping[str, Any] | None = None,
     secret_keys: list[str] | None = None,
-    exit_codes: Mapping[str, int] | None = None,
+    previous: Mapping[str, Any] | None = None,
+    failures: Mapping[str, str] | None = None,
 ) -> tuple[BaseException, Render]:
     """Run a program that must fail: the error, and what it registered before failing."""
     result = Render(stack=stack)
     try:
-        _run(result, config, secret_keys, exit_codes)
+        _run(result, config, secret_keys, previous, failures)
     except Exception as error:
         return error, result
     raise AssertionError(f"stack {stack} rendered without an error")
@@ -61,12 +62,15 @@ def _run(
     result: Render,
     config: Mapping[str, Any] | None,
     secret_keys: list[str] | None,
-    exit_codes: Mapping[str, int] | None,
+    previous: Mapping[str, Any] | None,
+    failures: Mapping[str, str] | None,
 ) -> None:
     values = read_stack_config(result.stack) if config is None else config
     security = values.get(f"{PROJECT}:security") or {}
     result.configured_secrets = {str(v) for k, v in security.items() if k.endswith("password") and v}
-    run_program_into(result, ROOT, PROJECT, values, secret_keys=secret_keys, exit_codes=exit_codes)
+    run_program_into(
+        result, ROOT, PROJECT, values, secret_keys=secret_keys, previous_outputs=previous, failures=failures
+    )
 
 
 def stacks_of_target(target: str) -> list[str]:

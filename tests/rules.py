@@ -26,15 +26,19 @@ KIBANA_CONFIG = "/usr/share/kibana/config/kibana.yml"
 ES_DATA = "/usr/share/elasticsearch/data"
 ES_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch"
 KIBANA_IMAGE = "docker.elastic.co/kibana/kibana"
-# Resources whose creation waits for something to run: containers here, and on other targets
-# services, StatefulSets and Jobs.
+COMMAND = "command:local:Command"
+# Resources whose creation waits for something to become ready: health-gated containers, converging
+# services, awaited Kubernetes workloads, and commands that retry until a cluster answers.
 WAITING_TYPES = {
     CONTAINER,
     "docker:index/service:Service",
     "kubernetes:apps/v1:StatefulSet",
     "kubernetes:apps/v1:Deployment",
     "kubernetes:batch/v1:Job",
+    "kubernetes:helm.sh/v3:Release",
 }
+# What a command that waits runs: a container of ours (the setup step), a retry loop, a rollout wait.
+WAITING_COMMAND = re.compile(r"docker run|\buntil\b|\bwhile\b|rollout status")
 MAX_WAIT_CHAIN = 3
 SECRET_ENV_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
 
@@ -339,6 +343,14 @@ def check_across_hosts(render: Render, address_of_engine: dict[str, str]) -> Non
 # ---- deploy order ----------------------------------------------------------------------------
 
 
+def is_waiting(resource: Registration) -> bool:
+    if resource.type == COMMAND:
+        return bool(WAITING_COMMAND.search(str(resource.inputs.get("create", ""))))
+    if resource.type == CONTAINER:
+        return bool(resource.inputs.get("wait") or resource.inputs.get("attach"))
+    return resource.type in WAITING_TYPES
+
+
 def wait_chain_length(render: Render) -> int:
     """Length of the longest chain of waiting resources, each depending (maybe through others) on the last."""
     by_urn = render.by_urn()
@@ -348,7 +360,7 @@ def wait_chain_length(render: Render) -> int:
         for dep in by_urn[urn].dependencies:
             if dep in seen or dep not in by_urn:
                 continue
-            if by_urn[dep].type in WAITING_TYPES:
+            if is_waiting(by_urn[dep]):
                 found.add(dep)
             else:
                 found |= waiting_ancestors(dep, seen | {urn})
@@ -361,7 +373,7 @@ def wait_chain_length(render: Render) -> int:
             memo[urn] = 1 + max((depth(d) for d in waiting_ancestors(urn)), default=0)
         return memo[urn]
 
-    return max((depth(r.urn) for r in render.resources if r.type in WAITING_TYPES), default=0)
+    return max((depth(r.urn) for r in render.resources if is_waiting(r)), default=0)
 
 
 def check_deploy_order(render: Render) -> None:

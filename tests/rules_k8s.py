@@ -113,6 +113,11 @@ def waits_on(render: Render, resource: Registration) -> set[str]:
     return seen
 
 
+def object_name(resource: Registration) -> str:
+    """The object's name in the cluster: given, or made by pulumi-kubernetes' auto-naming."""
+    return str(resource.outputs["metadata"]["name"])
+
+
 def pod_spec(statefulset: Registration) -> dict[str, Any]:
     spec: dict[str, Any] = statefulset.inputs["spec"]["template"]["spec"]
     return spec
@@ -123,7 +128,7 @@ def es_container(statefulset: Registration) -> dict[str, Any]:
 
 
 def settings_of(render: Render, statefulset: Registration) -> dict[str, Any]:
-    config_maps = {c.inputs["metadata"]["name"]: c for c in render.of_type(CONFIG_MAP)}
+    config_maps = {object_name(c): c for c in render.of_type(CONFIG_MAP)}
     volume = next(v for v in pod_spec(statefulset)["volumes"] if "configMap" in v)
     settings = yaml.safe_load(config_maps[volume["configMap"]["name"]].inputs["data"]["elasticsearch.yml"])
     assert isinstance(settings, dict)
@@ -201,7 +206,7 @@ def check_memory_and_secrets(render: Render) -> None:
 
 def check_settings(render: Render) -> None:
     everything = []
-    secrets = {s.inputs["metadata"]["name"]: s for s in render.of_type(SECRET)}
+    secrets = {object_name(s): s for s in render.of_type(SECRET)}
     for sts in render.of_type(STATEFULSET):
         settings = settings_of(render, sts)
         volume = next(v for v in pod_spec(sts)["volumes"] if "secret" in v)

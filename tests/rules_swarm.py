@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shlex
 from typing import Any
 
 import yaml
@@ -16,7 +17,7 @@ from tests.harness import Registration, Render
 SERVICE = "docker:index/service:Service"
 SECRET = "docker:index/secret:Secret"
 CONFIG = "docker:index/serviceConfig:ServiceConfig"
-COMMAND = "command:local:Command"
+COMMAND = rules.COMMAND
 CONSTRAINT = re.compile(r"^node\.labels\.([a-z0-9._-]+)==(\S+)$")
 
 
@@ -50,19 +51,32 @@ def es_settings(render: Render, service: Registration) -> dict[str, Any]:
     return settings
 
 
+def docker_argv(command: str) -> list[str]:
+    """The `docker …` arguments a command runs, locally or through `ssh … -- host '<docker …>'`."""
+    argv = shlex.split(command)
+    if argv and argv[0] == "ssh":
+        argv = shlex.split(argv[-1])
+    return argv
+
+
+def applied_labels(render: Render) -> dict[tuple[str, str], list[tuple[str, Registration]]]:
+    """(label key, value) → the swarm nodes a command labels with it, and the command."""
+    labels: dict[tuple[str, str], list[tuple[str, Registration]]] = {}
+    for command in render.of_type(COMMAND):
+        argv = docker_argv(str(command.inputs.get("create", "")))
+        if argv[:3] == ["docker", "node", "update"] and "--label-add" in argv:
+            key, _, value = argv[argv.index("--label-add") + 1].partition("=")
+            labels.setdefault((key, value), []).append((argv[-1], command))
+    return labels
+
+
 def check_services_pinned_by_applied_labels(render: Render) -> None:
-    labels = {
-        (m.group(1), m.group(2)): c
-        for c in render.of_type(COMMAND)
-        if (m := re.search(r"--label-add '?([a-z0-9._-]+)=([^' ]+)'? ", c.inputs.get("create", "")))
-    }
-    nodes_of_label: dict[tuple[str, str], set[str]] = {}
-    for command in labels.values():
-        assert "--label-rm" in command.inputs.get("delete", ""), f"{command.name}: label not removed on delete"
-        assert command.delete_before_replace, f"{command.name}: a changed label would be removed after re-adding"
-    for label, command in labels.items():
-        nodes_of_label.setdefault(label, set()).add(command.inputs["create"].rsplit(" ", 1)[-1])
-    pinned_nodes: dict[str, str] = {}
+    labels = applied_labels(render)
+    for (key, _), applied in labels.items():
+        for node, command in applied:
+            removal = str(command.inputs.get("delete", ""))
+            assert f"--label-rm {key} {node}" in removal, f"{command.name}: label not removed on delete"
+            assert command.delete_before_replace, f"{command.name}: a changed label would be removed after re-adding"
     for service in es_services(render):
         assert service.inputs["mode"]["replicated"]["replicas"] == 1, f"{service.name}: not one replica"
         constraints = service.inputs["taskSpec"].get("placement", {}).get("constraints", [])
@@ -71,15 +85,31 @@ def check_services_pinned_by_applied_labels(render: Render) -> None:
         for constraint in constraints:
             match = CONSTRAINT.match(constraint)
             assert match, f"{service.name}: {constraint} is not a node.labels constraint"
-            label_command = labels.get((match.group(1), match.group(2)))
-            assert label_command is not None, f"{service.name}: label {constraint} is applied by no command"
-            assert label_command.urn in service.dependencies, f"{service.name}: created before its label is applied"
-            carriers = nodes_of_label[match.group(1), match.group(2)]
+            label = (match.group(1), match.group(2))
+            assert label in labels, f"{service.name}: label {constraint} is applied by no command"
+            for _, command in labels[label]:
+                assert command.urn in service.dependencies, f"{service.name}: created before its label is applied"
+            carriers = {node for node, _ in labels[label]}
             targets = carriers if targets is None else targets & carriers
         assert targets and len(targets) == 1, f"{service.name}: constraints do not pin one swarm node ({targets})"
-        node = targets.pop()
-        assert node not in pinned_nodes, f"{service.name} and {pinned_nodes[node]} share swarm node {node}"
-        pinned_nodes[node] = service.name
+    published: dict[tuple[str, int], str] = {}
+    for service in es_services(render):
+        node = next(iter(swarm_nodes_of(render, service)))
+        for port in service.inputs["endpointSpec"].get("ports", []):
+            where = (node, int(port["publishedPort"]))
+            assert where not in published, f"{service.name} and {published[where]} publish one port on {node}"
+            published[where] = service.name
+
+
+def swarm_nodes_of(render: Render, service: Registration) -> set[str]:
+    """The swarm nodes whose applied labels meet all of the service's constraints."""
+    labels = applied_labels(render)
+    nodes: set[str] | None = None
+    for constraint in service.inputs["taskSpec"].get("placement", {}).get("constraints", []):
+        match = CONSTRAINT.match(constraint)
+        carriers = {node for node, _ in labels.get((match.group(1), match.group(2)), [])} if match else set()
+        nodes = carriers if nodes is None else nodes & carriers
+    return nodes or set()
 
 
 def check_overlay_dnsrr_and_updates(render: Render) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from escluster.load import ConfigError
-from tests.harness import PROJECT, read_stack_config, render_failure
+from tests import rules
+from tests.harness import PROJECT, read_stack_config, render, render_failure
 
 CLUSTER = f"{PROJECT}:cluster"
 
@@ -244,3 +245,48 @@ def test_every_problem_is_listed_in_one_message() -> None:
     config[CLUSTER]["version"] = "6.8.0"
     message = fails_with(config, "count:", "heap:", "version:")
     assert len(message.splitlines()) == 4
+
+
+@pytest.mark.parametrize("size", ["50G", "2GB", "512M", "4gb"])
+def test_a_size_whose_unit_targets_read_differently_is_refused(size: str) -> None:
+    fails_with(with_group(memory=size), f"cluster.node_groups[0].memory: '{size}' is ambiguous", "powers of 1024")
+
+
+@pytest.mark.parametrize(
+    ("size", "heap"), [("4g", "-Xms2g -Xmx2g"), ("4Gi", "-Xms2g -Xmx2g"), ("3072m", "-Xms1536m -Xmx1536m")]
+)
+def test_binary_sizes_mean_the_same_everywhere(size: str, heap: str) -> None:
+    node = render("dev", with_group(memory=size)).named("dev-es-0")
+    assert rules.env(node)["ES_JAVA_OPTS"] == heap
+
+
+@pytest.mark.parametrize("namespace", ["elastic", "elasticstack", "es"])
+def test_our_keys_under_another_namespace_are_reported(namespace: str) -> None:
+    config = dev_config()
+    config[f"{namespace}:kibana"] = config.pop(f"{PROJECT}:kibana")
+    fails_with(config, f"{namespace}:kibana: the program reads `elastic-stack:kibana`")
+
+
+def test_provider_namespaces_are_left_alone() -> None:
+    config = dev_config()
+    config["docker:host"] = "unix:///var/run/docker.sock"
+    config["kubernetes:context"] = "kind-kind"
+    assert render("dev", config).resources
+
+
+@pytest.mark.parametrize(
+    ("engine", "reason"),
+    [
+        ("ssh://elastic:pw@10.0.0.1", "a password in the URL is refused"),
+        ("ssh://elastic@10.0.0.1/var/run/docker.sock", "without a path"),
+        ("ssh://elastic@10.0.0.1?x=1", "without a path, query or fragment"),
+        ("tcp://10.0.0.1", "give the port"),
+        ("unix://docker.sock", "absolute socket path"),
+        ("http://10.0.0.1:2375", "is not a Docker engine URL"),
+        ("ssh://", "is not a host name"),
+    ],
+)
+def test_engine_urls_no_docker_client_can_use_are_refused(engine: str, reason: str) -> None:
+    config = dev_config()
+    config[f"{PROJECT}:docker_hosts"] = [{"name": "a", "engine": engine, "address": "10.0.0.1", "cert_path": "/c"}]
+    fails_with(config, "docker_hosts[0].engine:", reason)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from tests import rules
@@ -103,32 +105,32 @@ def test_data_volumes_survive_destroy_and_are_named_after_their_node() -> None:
             assert volume.inputs["name"] == f"{node.name}-data"
 
 
-def test_es_nodes_start_in_parallel_then_setup_job_then_kibana() -> None:
+def test_nodes_setup_step_and_kibana_start_together() -> None:
     compose = rendered("compose3")
     by_urn = compose.by_urn()
-    es_urns = {c.urn for c in rules.es_containers(compose)}
     setup = compose.named("docker-cluster-setup")
-    assert setup.type == rules.CONTAINER
-    assert es_urns <= set(setup.dependencies), "the setup job must wait for every ES node"
-    for kibana in rules.kibana_containers(compose):
-        assert setup.urn in kibana.dependencies, "Kibana must wait for the setup job"
-    assert rules.wait_chain_length(compose) == 3
-    waits_on_container = [
-        c.name
-        for c in rules.es_containers(compose)
-        if any(by_urn[d].type == rules.CONTAINER for d in c.dependencies if d in by_urn)
-    ]
-    assert waits_on_container == []
+    assert setup.type == rules.COMMAND
+    waiting = {r.urn for r in compose.resources if rules.is_waiting(r)}
+    assert setup.urn in waiting
+    for resource in [setup, *rules.es_containers(compose), *rules.kibana_containers(compose)]:
+        assert not set(resource.dependencies) & waiting, f"{resource.name} waits for another workload"
+    assert rules.NETWORK in {by_urn[d].type for d in setup.dependencies}, "the setup step joins the network"
+    assert rules.wait_chain_length(compose) == 1
 
 
-def test_setup_job_runs_once_to_completion() -> None:
+def test_setup_step_runs_in_a_throwaway_container_on_the_cluster_network() -> None:
     setup = rendered("dev").named("dev-setup")
-    assert setup.inputs["attach"] is True
-    assert setup.inputs["mustRun"] is False
-    assert setup.inputs["restart"] == "no"
-    script = setup.inputs["command"][-1]
-    assert "/_security/user/kibana_system/_password" in script
+    argv = shlex.split(setup.inputs["create"])
+    assert argv[:4] == ["docker", "run", "--rm", "--interactive"]
+    assert argv[argv.index("--network") + 1] == "dev-net"
+    image = "docker.elastic.co/elasticsearch/elasticsearch:9.5.2"
+    assert argv[argv.index("--entrypoint") + 1 :][:3] == ["bash", image, "-c"]
+    script = argv[-1]
+    assert "/_security/user/$2/_password" in script
+    assert 'set_password "$url" elastic' in script and 'set_password "$url" kibana_system' in script
     assert "https://dev-es-0:9200" in script
+    # The secrets come on standard input, as a Pulumi secret, and never in the command line.
+    assert setup.input_is_secret("stdin") and not setup.input_is_secret("create")
 
 
 def test_containers_wait_for_health() -> None:

@@ -74,12 +74,12 @@ def test_services_ask_the_pool_for_fixed_ips() -> None:
     assert result.outputs["elasticsearch_url"] == "https://192.168.1.240:9200"
 
 
-def test_statefulset_then_setup_job_then_kibana() -> None:
+def test_statefulset_setup_job_and_kibana_start_together() -> None:
     result = rendered("prod")
-    job, kibana = result.named("prod-setup"), result.named("prod-kibana")
-    assert result.named("prod-es").urn in job.dependencies
-    assert job.urn in kibana.dependencies
-    assert rules.wait_chain_length(result) == 3
+    job, kibana, statefulset = result.named("prod-setup"), result.named("prod-kibana"), result.named("prod-es")
+    for resource in (job, kibana, statefulset):
+        assert not [d for d in resource.dependencies if rules.is_waiting(result.by_urn()[d])]
+    assert rules.wait_chain_length(result) == 1
     assert kibana.inputs["spec"]["replicas"] == 2
 
 
@@ -126,8 +126,10 @@ def test_metallb_install_and_strict_arp_come_before_the_pools() -> None:
     assert release.inputs["chart"] == "metallb" and release.inputs["namespace"] == "metallb-system"
     patch = result.named("prod-lb-kube-proxy-strict-arp")
     assert "strictARP: true" in patch.inputs["create"]
+    webhook = result.named("prod-lb-webhook-ready")
+    assert release.urn in webhook.dependencies
     pool = result.named("prod-lb-first-pool")
-    assert {release.urn, patch.urn} <= set(pool.dependencies)
+    assert {webhook.urn, patch.urn} <= set(pool.dependencies)
 
 
 # ---- the checks catch a broken stack -----------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -106,7 +107,13 @@ def test_kibana_and_setup_job_reach_every_node_over_published_https() -> None:
     urls = [f"https://192.168.56.1{i}:9200" for i in (1, 2, 3)]
     kibana = result.named("lab-kibana-0")
     assert rules.kibana_settings(kibana)["elasticsearch.hosts"] == urls
-    assert all(url in result.named("lab-setup").inputs["command"][-1] for url in urls)
+    ssh = shlex.split(result.named("lab-setup").inputs["create"])
+    # Over ssh to the Kibana host (the docker CLI takes no ssh options), its own docker runs the step.
+    assert ssh[0] == "ssh" and ssh[ssh.index("--") + 1] == "192.168.56.11"
+    assert ssh[ssh.index("-l") + 1] == "elastic"
+    remote = shlex.split(ssh[-1])
+    assert remote[:2] == ["docker", "run"] and remote[remote.index("--network") + 1] == "lab-net"
+    assert all(url in remote[-1] for url in urls)
     assert kibana.provider == result.named("lab-es-0").provider
 
 

@@ -188,7 +188,7 @@ def _swarm_no_limit(render: Render) -> None:
 
 def _kibana_env(render: Render) -> None:
     spec = custom(render, "kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
-    spec["containers"][0]["env"].append({"name": "ELASTICSEARCH_PASSWORD", "value": "changeme"})
+    spec["containers"][0].setdefault("env", []).append({"name": "ELASTICSEARCH_PASSWORD", "value": "changeme"})
 
 
 def _huge_heap(render: Render) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from escluster.scripts import curl_config_user, es_readiness_script, kibana_start_script, setup_script
+from escluster.scripts import SetupFiles, curl_config_user, es_readiness_script, kibana_start_script, setup_script
 
 
 def bash_accepts(script: str) -> None:
@@ -20,9 +20,9 @@ def bash_accepts(script: str) -> None:
 
 
 def test_scripts_are_valid_shell() -> None:
-    bash_accepts(setup_script(["https://a:9200", "https://b:9200"], "/x/ca.crt"))
+    bash_accepts(setup_script(["https://a:9200", "https://b:9200"], SetupFiles("/x"), "docker logs a"))
     bash_accepts(kibana_start_script())
-    bash_accepts(es_readiness_script("/x/ca.crt"))
+    bash_accepts(es_readiness_script("/x/ca.crt", "/x/probe.curlrc"))
 
 
 def unquote_curl(line: str) -> str:
@@ -72,40 +72,40 @@ exit 0
 """
 
 
-def run_probe(tmp_path: Path, password: str, status: str, fail: bool = False) -> subprocess.CompletedProcess[str]:
+def run_probe(tmp_path: Path, status: str, fail: bool = False) -> subprocess.CompletedProcess[str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "curl").write_text(FAKE_CURL)
     (bin_dir / "curl").chmod(0o755)
-    script = es_readiness_script("/certs/ca.crt", started_marker=str(tmp_path / "started"))
+    script = es_readiness_script("/certs/ca.crt", "/probe/probe.curlrc", started_marker=str(tmp_path / "started"))
     environment = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "ELASTIC_PASSWORD": password,
         "RECORD": str(tmp_path / "curl"),
         "STATUS": status,
         "FAIL": "1" if fail else "0",
     }
-    return subprocess.run(["bash", "-c", script], env=environment, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        ["bash", "-c", script], env=environment, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+    )
 
 
-def test_readiness_probe_first_waits_for_health_with_the_password_on_stdin(tmp_path: Path) -> None:
-    password = 'p"a\\ss word'
-    result = run_probe(tmp_path, password, status="")
+def test_readiness_probe_first_waits_for_health_with_the_probe_users_config_file(tmp_path: Path) -> None:
+    result = run_probe(tmp_path, status="")
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "curl.stdin").read_text() == curl_config_user("elastic", password)
-    arguments = (tmp_path / "curl.args").read_text()
-    assert "_cluster/health" in arguments and password not in arguments
+    arguments = (tmp_path / "curl.args").read_text().splitlines()
+    assert "--config" in arguments and arguments[arguments.index("--config") + 1] == "/probe/probe.curlrc"
+    assert any("_cluster/health" in argument for argument in arguments)
     assert (tmp_path / "started").exists()
 
 
 def test_readiness_probe_stays_unready_while_the_cluster_is_unhealthy(tmp_path: Path) -> None:
-    result = run_probe(tmp_path, "secret-1", status="", fail=True)
+    result = run_probe(tmp_path, status="", fail=True)
     assert result.returncode != 0
     assert not (tmp_path / "started").exists()
 
 
 def test_readiness_probe_after_start_only_asks_that_the_node_answers(tmp_path: Path) -> None:
     (tmp_path / "started").touch()
-    assert run_probe(tmp_path, "secret-1", status="401").returncode == 0
+    assert run_probe(tmp_path, status="401").returncode == 0
     assert "_cluster/health" not in (tmp_path / "curl.args").read_text()
-    assert run_probe(tmp_path, "secret-1", status="503").returncode != 0
+    assert run_probe(tmp_path, status="503").returncode != 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -31,12 +32,37 @@ def test_docker_inputs_match_provider_schema() -> None:
     assert errors == []
 
 
-def test_labels_applied_to_each_swarm_node() -> None:
-    commands = {c.name: c.inputs for c in rendered("staging").of_type(rules_swarm.COMMAND)}
-    assert commands["label-swarm-2-server"]["create"] == "docker node update --label-add server=b swarm-2"
-    assert commands["label-swarm-2-server"]["delete"] == "docker node update --label-rm server swarm-2"
-    assert commands["label-swarm-2-server"]["environment"] == {"DOCKER_HOST": "ssh://elastic@192.168.56.21"}
+PLACES = ["server=a", "server=b", "server=c"]
+SSH_TO_MANAGER = "ssh -l elastic -o BatchMode=yes -T -- 192.168.56.21"
+
+
+def test_labels_applied_to_each_swarm_node_through_the_manager() -> None:
+    commands = {
+        c.name: c.inputs for c in rendered("staging").of_type(rules_swarm.COMMAND) if c.name.startswith("label-")
+    }
+    label = commands["label-swarm-2-server"]
+    assert label["create"] == f"{SSH_TO_MANAGER} 'docker node update --label-add server=b swarm-2'"
+    assert f"{SSH_TO_MANAGER} 'docker node update --label-rm server swarm-2'" in label["delete"]
     assert len(commands) == 3
+
+
+def test_ssh_options_reach_the_label_and_setup_commands() -> None:
+    result = render("staging", staging(lambda c: c[SWARM].update(ssh_opts=["-i", "/keys/swarm", "-p", "2222"])))
+    for command in result.of_type(rules_swarm.COMMAND):
+        assert command.inputs["create"].startswith("ssh -i /keys/swarm -p 2222 -l elastic"), command.name
+
+
+def test_a_tcp_manager_is_reached_by_the_local_docker_cli_with_its_tls_material() -> None:
+    result = render(
+        "staging", staging(lambda c: c[SWARM].update(manager="tcp://192.168.56.21:2376", cert_path="/certs"))
+    )
+    for command in result.of_type(rules_swarm.COMMAND):
+        assert command.inputs["create"].startswith("docker "), command.name
+        assert command.inputs["environment"] == {
+            "DOCKER_HOST": "tcp://192.168.56.21:2376",
+            "DOCKER_CERT_PATH": "/certs",
+            "DOCKER_TLS_VERIFY": "1",
+        }
 
 
 def test_each_es_service_is_pinned_to_its_own_label() -> None:
@@ -49,16 +75,13 @@ def test_each_es_service_is_pinned_to_its_own_label() -> None:
     }
 
 
-def test_passwords_reach_services_as_swarm_secrets_only() -> None:
+def test_secrets_reach_services_as_swarm_secrets_only() -> None:
     result = rendered("staging")
     es = result.named("staging-es-1")
-    assert rules_swarm.container_spec(es)["env"]["ELASTIC_PASSWORD_FILE"] == "/run/secrets/elastic_password"
+    assert set(rules_swarm.container_spec(es)["env"]) == {"ES_JAVA_OPTS"}
     provided = rules_swarm.files(result, es)
-    assert provided["/run/secrets/elastic_password"] == (
-        "generated-staging-credentials-elastic",
-        provided["/run/secrets/elastic_password"][1],
-    )
-    assert provided["/run/secrets/elastic_password"][1].type == rules_swarm.SECRET
+    users, source = provided["/usr/share/elasticsearch/config/users"]
+    assert source.type == rules_swarm.SECRET and users.startswith("escluster-admin:$2a$10$")
     kibana = result.named("staging-kibana")
     kibana_files = rules_swarm.files(result, kibana)
     assert {p for p, (_, src) in kibana_files.items() if src.type == rules_swarm.SECRET} == {
@@ -72,13 +95,14 @@ def test_passwords_reach_services_as_swarm_secrets_only() -> None:
     }
 
 
-def test_setup_job_runs_once_after_the_nodes_and_kibana_after_it() -> None:
+def test_setup_step_joins_the_overlay_through_the_manager_and_nobody_waits_for_it() -> None:
     result = rendered("staging")
     setup, kibana = result.named("staging-setup"), result.named("staging-kibana")
-    assert setup.inputs["taskSpec"]["restartPolicy"]["condition"] == "none"
-    assert {s.urn for s in rules_swarm.es_services(result)} <= set(setup.dependencies)
-    assert setup.urn in kibana.dependencies
-    assert rules.wait_chain_length(result) == 3
+    assert setup.type == rules.COMMAND
+    remote = shlex.split(shlex.split(setup.inputs["create"])[-1])
+    assert remote[:2] == ["docker", "run"] and remote[remote.index("--network") + 1] == "staging-overlay"
+    assert setup.urn not in kibana.dependencies
+    assert rules.wait_chain_length(result) == 1
 
 
 def test_kibana_on_the_ingress_mesh_and_memory_limited() -> None:
@@ -171,11 +195,47 @@ def test_pinned_to_a_label_no_swarm_node_carries() -> None:
     )
 
 
-def test_two_es_nodes_on_one_swarm_node() -> None:
-    staging_fails(
-        lambda c: c[CLUSTER]["node_groups"][0].update(placement=["server=a", "server=b", "server=a"]),
-        "staging-es-2 and staging-es-0 would both run on swarm node swarm-1",
+def test_dedicated_masters_beside_data_nodes_publish_their_own_ports() -> None:
+    """Three swarm nodes, three masters and three data nodes: each swarm node runs one of each, and each
+    group publishes HTTPS from its own first port (issue: the swarm refused two ES services on a node)."""
+
+    def groups(config: dict[str, Any]) -> None:
+        config[CLUSTER]["node_groups"] = [
+            {"name": "master", "count": 3, "roles": ["master"], "memory": "2g", "placement": PLACES},
+            {"name": "data", "count": 3, "roles": ["data", "ingest"], "memory": "4g", "placement": PLACES},
+        ]
+
+    result = render("staging", staging(groups))
+    published = {
+        s.name: (
+            s.inputs["taskSpec"]["placement"]["constraints"],
+            s.inputs["endpointSpec"]["ports"][0]["publishedPort"],
+        )
+        for s in rules_swarm.es_services(result)
+    }
+    assert published["staging-master-0"] == (["node.labels.server==a"], 9200)
+    assert published["staging-data-0"] == (["node.labels.server==a"], 9210)
+    assert published["staging-data-2"] == (["node.labels.server==c"], 9210)
+    for check in rules_swarm.SWARM_RULES.values():
+        check(result)
+
+
+def test_two_nodes_of_a_group_on_one_swarm_node_take_the_next_port() -> None:
+    result = render(
+        "staging",
+        staging(lambda c: c[CLUSTER]["node_groups"][0].update(placement=["server=a", "server=b", "server=a"])),
     )
+    ports = {s.name: s.inputs["endpointSpec"]["ports"][0]["publishedPort"] for s in rules_swarm.es_services(result)}
+    assert ports == {"staging-es-0": 9200, "staging-es-1": 9200, "staging-es-2": 9201}
+
+
+def test_a_group_port_that_meets_another_on_a_swarm_node_is_refused() -> None:
+    def clash(config: dict[str, Any]) -> None:
+        config[CLUSTER]["node_groups"].append(
+            {"name": "data", "count": 1, "roles": ["data"], "placement": ["server=a"], "http_port": 9200}
+        )
+
+    staging_fails(clash, "host port 9200 on swarm-1 is already published")
 
 
 def test_label_carried_by_two_swarm_nodes() -> None:
