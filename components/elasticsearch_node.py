@@ -17,12 +17,11 @@ from components.docker_common import (
     secret_file,
 )
 from escluster.plan import ES_CONFIG_DIR, ES_DATA_DIR, HTTP_PORT, NodePlan, render_yaml
+from escluster.scripts import es_healthcheck
 from escluster.security import roles_file, users_roles_file
 
 NOFILE_LIMIT = 65535
 UNLIMITED = -1
-# The node answers on HTTPS and asks for credentials: it is up, without us holding a password here.
-HEALTHCHECK = "curl --silent --cacert {ca} https://localhost:9200 | grep -q 'missing authentication credentials'"
 STOP_GRACE_SECONDS = 120
 
 
@@ -82,7 +81,7 @@ class ElasticsearchNode(pulumi.ComponentResource):
             volumes=[docker.ContainerVolumeArgs(volume_name=self.data_volume.name, container_path=ES_DATA_DIR)],
             networks_advanced=[attach_to(network_name, node.name)],
             ports=ports,
-            **health_gated(HEALTHCHECK.format(ca=node.tls.ca)),
+            **health_gated(es_healthcheck(node.tls.ca)),
             destroy_grace_seconds=STOP_GRACE_SECONDS,
             opts=named_child(self),
         )

@@ -15,10 +15,9 @@ import pulumi_kubernetes as k8s
 
 from components import component_type
 from components.k8s_objects import await_timeout, manifest
-from components.kibana import HEALTHCHECK
 from escluster.k8s_plan import KubernetesPlan
 from escluster.plan import KIBANA_CONFIG_DIR, KIBANA_IMAGE, KIBANA_PORT, render_yaml
-from escluster.scripts import KIBANA_SECRET_DIR, keystore_value, kibana_start_script
+from escluster.scripts import KIBANA_SECRET_DIR, keystore_value, kibana_healthcheck, kibana_start_script
 from escluster.units import kubernetes_quantity
 
 KIBANA_UID = 1000
@@ -91,7 +90,7 @@ class KibanaDeployment(pulumi.ComponentResource):
                                     "ports": [{"name": "http", "containerPort": KIBANA_PORT}],
                                     "resources": {"requests": {"memory": memory}, "limits": {"memory": memory}},
                                     "readinessProbe": {
-                                        "exec": {"command": ["bash", "-c", HEALTHCHECK]},
+                                        "exec": {"command": ["bash", "-c", kibana_healthcheck()]},
                                         "initialDelaySeconds": 10,
                                         "periodSeconds": 10,
                                         "timeoutSeconds": 5,

@@ -19,10 +19,13 @@ from components.docker_common import (
     secret_file,
 )
 from escluster.plan import KIBANA_CONFIG_DIR, KIBANA_IMAGE, KIBANA_PORT, KibanaPlan, render_yaml
-from escluster.scripts import KIBANA_KEYSTORE_ENTRIES, KIBANA_SECRET_DIR, keystore_value, kibana_start_script
-
-# Kibana redirects to its login page once it is up.
-HEALTHCHECK = "curl --silent --head http://localhost:5601 | grep -q 'HTTP/1.1 302 Found'"
+from escluster.scripts import (
+    KIBANA_KEYSTORE_ENTRIES,
+    KIBANA_SECRET_DIR,
+    keystore_value,
+    kibana_healthcheck,
+    kibana_start_script,
+)
 
 
 class KibanaPair(pulumi.ComponentResource):
@@ -66,7 +69,7 @@ class KibanaPair(pulumi.ComponentResource):
                     memory_swap=memory,
                     networks_advanced=[attach_to(network_name, instance)],
                     ports=[published_port(KIBANA_PORT, host_port, kibana.bind_ip)],
-                    **health_gated(HEALTHCHECK),
+                    **health_gated(kibana_healthcheck()),
                     opts=named_child(self),
                 )
             )

@@ -16,8 +16,6 @@ import pulumi_docker as docker
 from components import component_type
 from components.certificates import ClusterCertificates
 from components.credentials import StackCredentials
-from components.elasticsearch_node import HEALTHCHECK as ES_HEALTHCHECK
-from components.kibana import HEALTHCHECK as KIBANA_HEALTHCHECK
 from components.setup_job import SetupJob
 from components.swarm_objects import config_file, node_label, secret_file
 from escluster.engines import parse_engine
@@ -33,7 +31,13 @@ from escluster.plan import (
     NodePlan,
     render_yaml,
 )
-from escluster.scripts import KIBANA_SECRET_DIR, keystore_value, kibana_start_script
+from escluster.scripts import (
+    KIBANA_SECRET_DIR,
+    es_healthcheck,
+    keystore_value,
+    kibana_healthcheck,
+    kibana_start_script,
+)
 from escluster.security import roles_file, users_roles_file
 from escluster.swarm import Swarm
 
@@ -213,7 +217,7 @@ class SwarmStack(pulumi.ComponentResource):
                     type="volume", source=f"{node.name}-data", target=ES_DATA_DIR
                 )
             ],
-            healthcheck=_healthcheck(ES_HEALTHCHECK.format(ca=node.tls.ca)),
+            healthcheck=_healthcheck(es_healthcheck(node.tls.ca)),
             stop_grace_period=STOP_GRACE_PERIOD,
         )
         return self._service(
@@ -248,7 +252,7 @@ class SwarmStack(pulumi.ComponentResource):
                 )
                 for entry, value in sorted(credentials.kibana_keystore.items())
             ],
-            healthcheck=_healthcheck(KIBANA_HEALTHCHECK),
+            healthcheck=_healthcheck(kibana_healthcheck()),
         )
         # Ingress: Kibana is not pinned, so the routing mesh answers on every swarm node's port.
         endpoint = docker.ServiceEndpointSpecArgs(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from escluster.plan import KIBANA_USER, SECRETS_DIR
@@ -28,6 +28,10 @@ SETUP_RETRY_SECONDS = 5
 CURL_TIMEOUT_SECONDS = 10
 # A line the setup step prints on success, read back as a stack output.
 CLUSTER_UUID_PREFIX = "cluster_uuid="
+LOCAL_ES_URL = "https://localhost:9200"
+LOCAL_KIBANA_URL = "http://localhost:5601"
+# What Elasticsearch answers a request without credentials (x-pack security's authentication failure).
+ES_UNAUTHENTICATED = "missing authentication credentials"
 
 
 @dataclass(frozen=True)
@@ -89,15 +93,17 @@ def read_setup_stdin(files: SetupFiles) -> str:
     )
 
 
-def setup_script(es_urls: Sequence[str], files: SetupFiles, logs_hint: str) -> str:
+def setup_script(
+    es_urls: Sequence[str], files: SetupFiles, logs_hint: str, timeout_seconds: int = SETUP_TIMEOUT_SECONDS
+) -> str:
     """Set the `elastic` and `kibana_system` passwords as the file-realm admin, through any node that
     answers; the same call again changes nothing, so the step is safe on every `up`. Print the
-    cluster's UUID. Retry until SETUP_TIMEOUT_SECONDS, then explain the last answer and exit 1."""
+    cluster's UUID. Retry until `timeout_seconds`, then explain the last answer and exit 1."""
     urls = " ".join(shlex.quote(url) for url in es_urls)
     q = shlex.quote
     curl = f"curl --silent --max-time {CURL_TIMEOUT_SECONDS} --cacert {q(files.ca)} --config {q(files.admin_curlrc)}"
     return f"""set -u
-deadline=$((SECONDS + {SETUP_TIMEOUT_SECONDS}))
+deadline=$((SECONDS + {timeout_seconds}))
 code=000
 where=none
 set_password() {{  # $1: node URL, $2: user, $3: body file; prints the HTTP status
@@ -125,7 +131,7 @@ case "$code" in
   503) why="the cluster has no elected master (do a majority of the master-eligible nodes run and reach each other?)" ;;
   *) why="the last answer was HTTP $code" ;;
 esac
-echo "setup gave up after {SETUP_TIMEOUT_SECONDS // 60} minutes: could not set the passwords of elastic and \
+echo "setup gave up after {timeout_seconds} seconds: could not set the passwords of elastic and \
 {KIBANA_USER}: $why (last node asked: $where)." >&2
 echo "What to do: read the nodes' logs ({logs_hint}), fix the cause, then run 'pulumi up' again; \
 this step runs again until it succeeds." >&2
@@ -133,7 +139,21 @@ exit 1
 """
 
 
-def es_readiness_script(ca_file: str, probe_curlrc: str, started_marker: str = "/tmp/.es_started") -> str:
+def es_healthcheck(ca_file: str, url: str = LOCAL_ES_URL) -> str:
+    """Docker's health check of a node: it answers HTTPS with the cluster's certificate and asks for
+    credentials. Up, without a password in the container."""
+    return f"curl --silent --cacert {shlex.quote(ca_file)} {url} | grep -q '{ES_UNAUTHENTICATED}'"
+
+
+def kibana_healthcheck(url: str = LOCAL_KIBANA_URL) -> str:
+    """Kibana is up: it answers its root (a redirect to the login page, or the page); 503 while it is not ready."""
+    return f"""code=$(curl --silent --output /dev/null --write-out '%{{http_code}}' {url}/) && \
+case "$code" in 200|302) true ;; *) false ;; esac"""
+
+
+def es_readiness_script(
+    ca_file: str, probe_curlrc: str, started_marker: str = "/tmp/.es_started", url: str = LOCAL_ES_URL
+) -> str:
     """The helm chart's readiness pattern: until the node first saw its cluster healthy, wait for
     health (so a rolling restart moves on only once the cluster recovered); afterwards only ask that
     the node answers. The probe user's credentials come from a curl config file, never argv."""
@@ -142,11 +162,11 @@ def es_readiness_script(ca_file: str, probe_curlrc: str, started_marker: str = "
         "set -u\n"
         f"started={shlex.quote(started_marker)}\n"
         'if [ -f "$started" ]; then\n'
-        f"  code=$(curl --silent --output /dev/null --write-out '%{{http_code}}' --cacert {ca} https://localhost:9200/)\n"
+        f"  code=$(curl --silent --output /dev/null --write-out '%{{http_code}}' --cacert {ca} {url}/)\n"
         '  [ "$code" = 401 ] || [ "$code" = 200 ]\n'
         "else\n"
         f"  curl --silent --fail --config {shlex.quote(probe_curlrc)} --cacert {ca} \\\n"
-        "    'https://localhost:9200/_cluster/health?wait_for_status=yellow&timeout=1s' > /dev/null &&\n"
+        f"    '{url}/_cluster/health?wait_for_status=yellow&timeout=1s' > /dev/null &&\n"
         '    touch "$started"\n'
         "fi\n"
     )
@@ -157,11 +177,6 @@ def keystore_value(value: str) -> str:
     as JSON when it can (elastic/kibana `src/cli_keystore/add.js`), so `123456` would become a number and
     ` pw ` would lose its spaces. A JSON string parses back to exactly the value."""
     return json.dumps(value)
-
-
-def keystore_files(keystore: Mapping[str, str]) -> dict[str, str]:
-    """Kibana's secret files by path: each keystore entry's value, ready for `kibana-keystore add`."""
-    return {f"{KIBANA_SECRET_DIR}/{entry}": keystore_value(value) for entry, value in keystore.items()}
 
 
 def kibana_start_script(secret_dir: str = KIBANA_SECRET_DIR) -> str:

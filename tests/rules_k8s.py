@@ -35,8 +35,16 @@ def manifest(resource: Registration) -> dict[str, Any]:
     return dict(resource.inputs)
 
 
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
 def k8s_objects(render: Render) -> list[Registration]:
-    return [r for r in render.resources if r.type.startswith("kubernetes:") and r.type not in CRD_FILES]
+    """The objects the API server gets (a Helm release is the provider's own, not an object)."""
+    return [
+        r
+        for r in render.resources
+        if r.type.startswith("kubernetes:") and r.type not in CRD_FILES and r.type != HELM_RELEASE and r.custom
+    ]
 
 
 def check_kubernetes_schema(render: Render) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from tests import rules, rules_k8s
 from tests.conftest import rendered
-from tests.harness import PROJECT, Render, read_stack_config, render, render_failure
+from tests.harness import PROJECT, Render, read_stack_config, render, render_failure, stacks_of_target
 
 K8S = f"{PROJECT}:kubernetes"
 CLUSTER = f"{PROJECT}:cluster"
@@ -23,9 +23,10 @@ def prod(edit: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]
     return config
 
 
+@pytest.mark.parametrize("stack", stacks_of_target("kubernetes"))
 @pytest.mark.parametrize("rule", list(rules_k8s.K8S_RULES), ids=str)
-def test_prod_satisfies_rule(rule: str) -> None:
-    rules_k8s.K8S_RULES[rule](rendered("prod"))
+def test_kubernetes_stack_satisfies_rule(stack: str, rule: str) -> None:
+    rules_k8s.K8S_RULES[rule](rendered(stack))
 
 
 def test_rules_hold_without_sysctl_init_and_without_metallb() -> None:

@@ -15,15 +15,16 @@ from escluster.config import StackConfig
 from tests import rules, rules_swarm
 from tests.conftest import rendered
 from tests.docker_schema import schema_errors
-from tests.harness import PROJECT, Render, read_stack_config, render, render_failure
+from tests.harness import PROJECT, Render, read_stack_config, render, render_failure, stacks_of_target
 
 SWARM = f"{PROJECT}:swarm"
 CLUSTER = f"{PROJECT}:cluster"
 
 
+@pytest.mark.parametrize("stack", stacks_of_target("swarm"))
 @pytest.mark.parametrize("rule", list(rules_swarm.SWARM_RULES), ids=str)
-def test_staging_satisfies_rule(rule: str) -> None:
-    rules_swarm.SWARM_RULES[rule](rendered("staging"))
+def test_swarm_stack_satisfies_rule(stack: str, rule: str) -> None:
+    rules_swarm.SWARM_RULES[rule](rendered(stack))
 
 
 def test_docker_inputs_match_provider_schema() -> None:
