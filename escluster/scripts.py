@@ -139,21 +139,19 @@ exit 1
 """
 
 
-def es_healthcheck(ca_file: str, url: str = LOCAL_ES_URL) -> str:
+def es_healthcheck(ca_file: str) -> str:
     """Docker's health check of a node: it answers HTTPS with the cluster's certificate and asks for
     credentials. Up, without a password in the container."""
-    return f"curl --silent --cacert {shlex.quote(ca_file)} {url} | grep -q '{ES_UNAUTHENTICATED}'"
+    return f"curl --silent --cacert {shlex.quote(ca_file)} {LOCAL_ES_URL} | grep -q '{ES_UNAUTHENTICATED}'"
 
 
-def kibana_healthcheck(url: str = LOCAL_KIBANA_URL) -> str:
+def kibana_healthcheck() -> str:
     """Kibana is up: it answers its root (a redirect to the login page, or the page); 503 while it is not ready."""
-    return f"""code=$(curl --silent --output /dev/null --write-out '%{{http_code}}' {url}/) && \
+    return f"""code=$(curl --silent --output /dev/null --write-out '%{{http_code}}' {LOCAL_KIBANA_URL}/) && \
 case "$code" in 200|302) true ;; *) false ;; esac"""
 
 
-def es_readiness_script(
-    ca_file: str, probe_curlrc: str, started_marker: str = "/tmp/.es_started", url: str = LOCAL_ES_URL
-) -> str:
+def es_readiness_script(ca_file: str, probe_curlrc: str, started_marker: str = "/tmp/.es_started") -> str:
     """The helm chart's readiness pattern: until the node first saw its cluster healthy, wait for
     health (so a rolling restart moves on only once the cluster recovered); afterwards only ask that
     the node answers. The probe user's credentials come from a curl config file, never argv."""
@@ -162,11 +160,11 @@ def es_readiness_script(
         "set -u\n"
         f"started={shlex.quote(started_marker)}\n"
         'if [ -f "$started" ]; then\n'
-        f"  code=$(curl --silent --output /dev/null --write-out '%{{http_code}}' --cacert {ca} {url}/)\n"
+        f"  code=$(curl --silent --output /dev/null --write-out '%{{http_code}}' --cacert {ca} {LOCAL_ES_URL}/)\n"
         '  [ "$code" = 401 ] || [ "$code" = 200 ]\n'
         "else\n"
         f"  curl --silent --fail --config {shlex.quote(probe_curlrc)} --cacert {ca} \\\n"
-        f"    '{url}/_cluster/health?wait_for_status=yellow&timeout=1s' > /dev/null &&\n"
+        f"    '{LOCAL_ES_URL}/_cluster/health?wait_for_status=yellow&timeout=1s' > /dev/null &&\n"
         '    touch "$started"\n'
         "fi\n"
     )
@@ -179,13 +177,17 @@ def keystore_value(value: str) -> str:
     return json.dumps(value)
 
 
-def kibana_start_script(secret_dir: str = KIBANA_SECRET_DIR) -> str:
+# The Kibana image's command (elastic/kibana docker_generator Dockerfile: CMD ["/usr/local/bin/kibana-docker"]).
+KIBANA_DOCKER = "/usr/local/bin/kibana-docker"
+
+
+def kibana_start_script() -> str:
     """Fill Kibana's keystore from the secret files, then start Kibana as the image does."""
     entries = " ".join(KIBANA_KEYSTORE_ENTRIES)
     return f"""set -eu
 [ -f config/kibana.keystore ] || bin/kibana-keystore create
 for entry in {entries}; do
-  bin/kibana-keystore add "$entry" --stdin --force < "{secret_dir}/$entry"
+  bin/kibana-keystore add "$entry" --stdin --force < "{KIBANA_SECRET_DIR}/$entry"
 done
-exec /usr/local/bin/kibana-docker
+exec {KIBANA_DOCKER}
 """

@@ -7,6 +7,7 @@ breaks renders on purpose to show every check fails when its rule is broken.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -341,6 +342,14 @@ def check_across_hosts(render: Render, address_of_engine: dict[str, str]) -> Non
 
 
 # ---- deploy order ----------------------------------------------------------------------------
+
+
+def docker_argv(command: str) -> list[str]:
+    """The `docker …` arguments a command runs, locally or through `ssh … -- host '<docker …>'`."""
+    argv = shlex.split(command)
+    if argv and argv[0] == "ssh":
+        argv = shlex.split(argv[-1])
+    return argv
 
 
 def is_waiting(resource: Registration) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import re
-import shlex
 from typing import Any
 
 import yaml
@@ -51,19 +50,11 @@ def es_settings(render: Render, service: Registration) -> dict[str, Any]:
     return settings
 
 
-def docker_argv(command: str) -> list[str]:
-    """The `docker …` arguments a command runs, locally or through `ssh … -- host '<docker …>'`."""
-    argv = shlex.split(command)
-    if argv and argv[0] == "ssh":
-        argv = shlex.split(argv[-1])
-    return argv
-
-
 def applied_labels(render: Render) -> dict[tuple[str, str], list[tuple[str, Registration]]]:
     """(label key, value) → the swarm nodes a command labels with it, and the command."""
     labels: dict[tuple[str, str], list[tuple[str, Registration]]] = {}
     for command in render.of_type(COMMAND):
-        argv = docker_argv(str(command.inputs.get("create", "")))
+        argv = rules.docker_argv(str(command.inputs.get("create", "")))
         if argv[:3] == ["docker", "node", "update"] and "--label-add" in argv:
             key, _, value = argv[argv.index("--label-add") + 1].partition("=")
             labels.setdefault((key, value), []).append((argv[-1], command))

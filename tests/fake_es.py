@@ -1,0 +1,189 @@
+"""A fake Elasticsearch (and Kibana) HTTP server for running our scripts against, over real TLS.
+
+It answers the way Elasticsearch does where our scripts look:
+- without credentials, 401 with the security plugin's "missing authentication credentials" reason
+  (x-pack security `DefaultAuthenticationFailureHandler`), and `WWW-Authenticate: Basic`;
+- wrong credentials, 401; a user without the privilege, 403;
+- `GET /`: the node and cluster (`cluster_uuid` is `_na_` until the cluster has formed);
+- `POST|PUT /_security/user/<name>/_password`: needs manage_security (our admin is a superuser);
+  503 while there is no elected master;
+- `GET /_cluster/health`: needs `monitor`; with `wait_for_status` it answers 408 and `timed_out: true`
+  when the status is worse after the timeout (it does not wait here).
+Every request is recorded. The certificate comes from a test CA (trustme) and names every host given.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+
+STATUS_ORDER = {"red": 0, "yellow": 1, "green": 2}
+UNAUTHENTICATED = "missing authentication credentials for REST request [{path}]"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    user: str | None
+    body: str
+
+
+@dataclass
+class FakeCluster:
+    """What the fake answers. `users`: name → (password, privileges: "superuser" or "monitor")."""
+
+    users: dict[str, tuple[str, str]] = field(default_factory=dict)
+    cluster_uuid: str = "fake-cluster-uuid"
+    formed: bool = True
+    status: str = "green"
+    passwords_set: dict[str, str] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    cluster: FakeCluster
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _user(self) -> tuple[str | None, bool]:
+        """The authenticated user, and whether credentials were given at all."""
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None, False
+        name, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        known = self.cluster.users.get(name)
+        return (name if known and known[0] == password else None), True
+
+    def _send(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, reason: str, headers: Mapping[str, str] | None = None) -> None:
+        error = {"root_cause": [{"type": "security_exception", "reason": reason}], "reason": reason}
+        self._send(status, {"error": error, "status": status}, headers)
+
+    def _handle(self, method: str) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        user, gave_credentials = self._user()
+        self.cluster.requests.append(Request(method, url.path, parse_qs(url.query), user, body))
+        if user is None:
+            reason = "unable to authenticate user" if gave_credentials else UNAUTHENTICATED.format(path=url.path)
+            self._error(401, reason, {"WWW-Authenticate": 'Basic realm="security", charset="UTF-8"'})
+            return
+        privileges = self.cluster.users[user][1]
+        parts = [part for part in url.path.split("/") if part]
+        if method == "GET" and not parts:
+            uuid = self.cluster.cluster_uuid if self.cluster.formed else "_na_"
+            self._send(200, {"name": "fake-node", "cluster_uuid": uuid, "version": {"number": "9.5.2"}})
+        elif len(parts) == 4 and parts[:2] == ["_security", "user"] and parts[3] == "_password":
+            if privileges != "superuser":
+                self._error(
+                    403, f"action [cluster:admin/xpack/security/user/change_password] is unauthorized for user [{user}]"
+                )
+            elif not self.cluster.formed:
+                self._error(503, "cluster state not recovered")
+            else:
+                self.cluster.passwords_set[parts[2]] = json.loads(body)["password"]
+                self._send(200, {})
+        elif parts == ["_cluster", "health"] and method == "GET":
+            self._health(parse_qs(url.query))
+        else:
+            self._send(404, {"error": f"the fake does not answer {method} {url.path}"})
+
+    def _health(self, query: Mapping[str, list[str]]) -> None:
+        status = self.cluster.status if self.cluster.formed else "red"
+        wanted = query.get("wait_for_status", [None])[0]
+        timed_out = wanted is not None and STATUS_ORDER[status] < STATUS_ORDER[wanted]
+        self._send(408 if timed_out else 200, {"cluster_name": "fake", "status": status, "timed_out": timed_out})
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    port: int
+    ca_pem: str
+    ca_file: Path
+    cluster: FakeCluster
+
+
+@contextmanager
+def fake_elasticsearch(cluster: FakeCluster, hosts: Sequence[str], directory: Path) -> Iterator[RunningServer]:
+    """Serve `cluster` over HTTPS on 127.0.0.1 with a certificate for `hosts` (and localhost)."""
+    authority = trustme.CA()
+    certificate = authority.issue_cert(*dict.fromkeys([*hosts, "localhost", "127.0.0.1"]))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    certificate.configure_cert(context)
+    handler = type("Handler", (_Handler,), {"cluster": cluster})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    ca_file = directory / "fake-ca.crt"
+    ca_pem = authority.cert_pem.bytes().decode()
+    ca_file.write_text(ca_pem)
+    ca_file.chmod(0o644)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        yield RunningServer(f"https://localhost:{port}", port, ca_pem, ca_file, cluster)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _KibanaHandler(BaseHTTPRequestHandler):
+    status: int
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        # Kibana answers 503 "Kibana server is not ready yet" until it can use Elasticsearch, then
+        # redirects its root to the login page.
+        self.send_response(self.status)
+        if self.status == 302:
+            self.send_header("Location", "/login?next=%2F")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@contextmanager
+def fake_kibana(status: int) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_KibanaHandler,), {"status": status}))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
