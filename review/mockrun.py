@@ -10,6 +10,7 @@ new config id, a new image reference a new image id.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import runpy
@@ -282,4 +283,10 @@ def run_program_into(
         runpy.run_path(str(root / "__main__.py"), run_name="__main__")
 
     asyncio.get_event_loop().set_exception_handler(_drop_duplicate_program_errors)
-    _sync_await(run_in_stack(program))
+    try:
+        _sync_await(run_in_stack(program))
+    finally:
+        # A run leaves cycles of futures and RPC objects whose finalizers run Python code. Collected at
+        # some later allocation, they can run in the middle of a `compile()` (CPython 3.11 then raises
+        # "AST constructor recursion depth mismatch"): collect them here, at a known point.
+        gc.collect()

@@ -1,0 +1,96 @@
+"""What the stack remembers of its last `up` (the `cluster_state` output, read back through the engine's
+readStackOutputs), and the changes the program refuses or adapts to because of it."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from escluster.load import ConfigError
+from tests.conftest import rendered
+from tests.harness import PROJECT, read_stack_config, render, render_failure
+
+CLUSTER, K8S, KIBANA = f"{PROJECT}:cluster", f"{PROJECT}:kubernetes", f"{PROJECT}:kibana"
+PATCH = "kubernetes:core/v1:PersistentVolumeClaimPatch"
+
+
+def edited(stack: str, edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    config = copy.deepcopy(read_stack_config(stack))
+    edit(config)
+    return config
+
+
+def test_the_state_is_exported_once_the_setup_step_reached_the_cluster() -> None:
+    state = rendered("prod").outputs["cluster_state"]
+    assert state["formed"] is True and state["version"] == "9.5.2" and state["kibana_version"] == "9.5.2"
+    assert state["nodes"] == {f"prod-es-{i}": ["master", "data", "ingest"] for i in range(3)}
+    assert state["storage"] == {"prod-es": {"size_bytes": 50 * 1024**3, "storage_class": "local-path"}}
+    assert "cluster_state" not in rendered("prod").secret_outputs
+
+
+def test_a_new_stack_reads_no_state() -> None:
+    """The mocks answer readStackOutputs with nothing, as the engine does for a stack never deployed."""
+    kibana = rendered("prod").named("prod-kibana")
+    assert kibana.inputs["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_a_kibana_version_change_recreates_kibana() -> None:
+    """Two Kibana versions must not run against one cluster at once (ECK switches to Recreate too)."""
+    previous = rendered("prod").outputs
+    same = render("prod", previous=previous).named("prod-kibana")
+    assert same.inputs["spec"]["strategy"]["type"] == "RollingUpdate"
+    newer = render("prod", edited("prod", lambda c: c[KIBANA].update(version="9.4.0")), previous=previous)
+    assert newer.named("prod-kibana").inputs["spec"]["strategy"]["type"] == "Recreate"
+
+
+def refused(stack: str, config: dict[str, Any], previous: dict[str, Any], *fragments: str) -> None:
+    error, partial = render_failure(stack, config, previous=previous)
+    assert isinstance(error, ConfigError), repr(error)
+    assert str(error).startswith(f"Pulumi.{stack}.yaml: refused: the running cluster cannot take this change")
+    for fragment in fragments:
+        assert fragment in str(error)
+    assert partial.resources == [], "something was registered before the refusal"
+
+
+def test_a_smaller_volume_is_refused_before_anything_changes() -> None:
+    shrink = edited("prod", lambda c: c[CLUSTER]["node_groups"][0].update(storage="20Gi"))
+    refused("prod", shrink, rendered("prod").outputs, "cluster.node_groups[0].storage: 20g is smaller than the 50g")
+
+
+def test_another_storage_class_is_refused_before_anything_changes() -> None:
+    moved = edited("prod", lambda c: c[K8S].update(storage_class="ceph-rbd"))
+    refused(
+        "prod", moved, rendered("prod").outputs, "kubernetes.storage_class: node group es keeps its data on local-path"
+    )
+
+
+def test_a_larger_volume_grows_each_claim_in_place() -> None:
+    """volumeClaimTemplates are ignored after creation (immutable); a patch per pod's claim asks for the
+    new size, which the StorageClass expands if it allows volume expansion."""
+    before = rendered("prod")
+    after = render(
+        "prod", edited("prod", lambda c: c[CLUSTER]["node_groups"][0].update(storage="80Gi")), previous=before.outputs
+    )
+    claims = {p.name: p.inputs["spec"]["resources"]["requests"]["storage"] for p in after.of_type(PATCH)}
+    assert claims == {f"data-prod-es-{i}": "80Gi" for i in range(3)}
+    assert after.named("prod-es").ignore_changes == ["spec.volumeClaimTemplates"]
+    assert after.named("prod-es").inputs["spec"]["template"] == before.named("prod-es").inputs["spec"]["template"]
+
+
+def test_a_state_output_this_program_did_not_write_is_an_error() -> None:
+    error, partial = render_failure("dev", previous={"cluster_state": {"formed": True}})
+    assert isinstance(error, ConfigError)
+    assert "the stack output cluster_state is not one this program wrote" in str(error)
+    assert partial.resources == []
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_a_failed_setup_step_leaves_the_last_state_in_place(stack: str) -> None:
+    """The state is exported from the setup step's result: when the step fails, the program fails before
+    exporting it, and the stack keeps what its last successful `up` recorded."""
+    error, partial = render_failure(stack, failures={f"{stack}-setup": "setup gave up after 900 seconds"})
+    assert "setup gave up" in str(error)
+    assert partial.outputs == {}
