@@ -31,4 +31,8 @@ pulumi.export("kibana_url", outputs.kibana_url)
 pulumi.export("ca_certificate", outputs.ca_certificate)
 pulumi.export("elastic_password", pulumi.Output.secret(outputs.elastic_password))
 # Known only once the setup step reached the formed cluster: a failed `up` leaves the last state in place.
-pulumi.export(STATE_OUTPUT, outputs.setup_done.apply(lambda _: planned_state(config, formed=True).as_output()))
+# It holds no secret (the setup step's outputs are secret because its input is).
+pulumi.export(
+    STATE_OUTPUT,
+    pulumi.Output.unsecret(outputs.setup_done.apply(lambda _: planned_state(config, formed=True).as_output())),
+)

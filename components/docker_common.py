@@ -51,18 +51,18 @@ def named_child(parent: pulumi.Resource, **options: Any) -> pulumi.ResourceOptio
     return pulumi.ResourceOptions(parent=parent, delete_before_replace=True, **options)
 
 
-def health_gated(health_command: str) -> dict[str, Any]:
+def health_gated(health_command: str, startup_seconds: int = STARTUP_TIMEOUT_SECONDS) -> dict[str, Any]:
     """Container options of a long-running service: restarted with the engine, and `pulumi up`
-    returns only once the health command passes."""
+    returns only once the health command passes (within `startup_seconds`)."""
     return {
         "healthcheck": docker.ContainerHealthcheckArgs(
             tests=["CMD-SHELL", health_command],
             interval=f"{HEALTH_INTERVAL_SECONDS}s",
             timeout=f"{HEALTH_INTERVAL_SECONDS}s",
             start_period="30s",
-            retries=STARTUP_TIMEOUT_SECONDS // HEALTH_INTERVAL_SECONDS,
+            retries=startup_seconds // HEALTH_INTERVAL_SECONDS,
         ),
         "restart": "unless-stopped",
         "wait": True,
-        "wait_timeout": STARTUP_TIMEOUT_SECONDS,
+        "wait_timeout": startup_seconds,
     }

@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 
 from components import component_type
 from components.certificates import IssuedCertificate
-from components.k8s_objects import await_timeout, manifest
+from components.k8s_objects import PATCH_FORCE_ANNOTATION, await_timeout, manifest
 from escluster.k8s_plan import CERTS_DIR, POD_NAME_ENV, PROBE_DIR, GroupPlan, KubernetesPlan
 from escluster.plan import ES_CONFIG_DIR, ES_DATA_DIR, ES_IMAGE, HTTP_PORT, TRANSPORT_PORT, render_yaml
 from escluster.scripts import es_readiness_script
@@ -220,11 +220,19 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
             opts=child,
         )
         # Each pod's claim at the configured size: growing `storage` expands the claims in place (the
-        # StorageClass must allow volume expansion). Kept on delete: the claim's size is a required field.
+        # StorageClass must allow volume expansion). The StatefulSet controller made the claims and owns
+        # their size, so the patch takes it over (a server-side apply of another value would conflict).
+        # Kept on delete: the claim's size is a required field.
         for pod in group.pods:
             k8s.core.v1.PersistentVolumeClaimPatch(
                 f"{DATA_CLAIM}-{pod}",
-                metadata=manifest({"name": f"{DATA_CLAIM}-{pod}", "namespace": namespace}),
+                metadata=manifest(
+                    {
+                        "name": f"{DATA_CLAIM}-{pod}",
+                        "namespace": namespace,
+                        "annotations": {PATCH_FORCE_ANNOTATION: "true"},
+                    }
+                ),
                 spec=manifest({"resources": {"requests": {"storage": kubernetes_quantity(group.storage_bytes)}}}),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.statefulset], retain_on_delete=True),
             )

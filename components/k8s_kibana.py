@@ -15,13 +15,15 @@ import pulumi_kubernetes as k8s
 
 from components import component_type
 from components.k8s_objects import await_timeout, manifest
+from components.k8s_setup_job import job_await_seconds
 from escluster.k8s_plan import KubernetesPlan
 from escluster.plan import KIBANA_CONFIG_DIR, KIBANA_IMAGE, KIBANA_PORT, render_yaml
 from escluster.scripts import KIBANA_SECRET_DIR, keystore_value, kibana_healthcheck, kibana_start_script
 from escluster.units import kubernetes_quantity
 
 KIBANA_UID = 1000
-AWAIT_TIMEOUT_SECONDS = 20 * 60
+# Kibana is ready once the setup Job set its password: it waits 10 minutes past the Job.
+KIBANA_AFTER_SETUP_SECONDS = 10 * 60
 
 
 class KibanaDeployment(pulumi.ComponentResource):
@@ -65,7 +67,7 @@ class KibanaDeployment(pulumi.ComponentResource):
                     "name": name,
                     "namespace": namespace,
                     "labels": labels,
-                    "annotations": await_timeout(AWAIT_TIMEOUT_SECONDS),
+                    "annotations": await_timeout(job_await_seconds(plan) + KIBANA_AFTER_SETUP_SECONDS),
                 }
             ),
             spec=manifest(

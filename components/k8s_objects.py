@@ -8,6 +8,7 @@ from typing import Any
 # pulumi-kubernetes (provider/pkg/metadata/annotations.go) reads these annotations on an object.
 TIMEOUT_ANNOTATION = "pulumi.com/timeoutSeconds"
 REPLACE_UNREADY_ANNOTATION = "pulumi.com/replaceUnready"
+PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
 PSA_LEVELS = ("enforce", "audit", "warn")
 
 

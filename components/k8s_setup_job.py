@@ -20,7 +20,6 @@ from components.k8s_objects import REPLACE_UNREADY_ANNOTATION, await_timeout, ma
 from escluster.k8s_plan import KubernetesPlan
 from escluster.plan import ES_IMAGE
 from escluster.scripts import (
-    SETUP_TIMEOUT_SECONDS,
     SetupFiles,
     curl_config_user,
     password_body,
@@ -30,8 +29,17 @@ from escluster.security import ADMIN_USER
 
 SETUP_FILES = SetupFiles("/mnt/escluster/setup")
 # Room for the image pull and the pod's start beyond the script's own deadline.
-JOB_DEADLINE_SECONDS = SETUP_TIMEOUT_SECONDS + 300
+JOB_START_SECONDS = 300
 SETUP_UID = 1000
+
+
+def job_deadline_seconds(plan: KubernetesPlan) -> int:
+    return plan.setup_timeout_seconds + JOB_START_SECONDS
+
+
+def job_await_seconds(plan: KubernetesPlan) -> int:
+    """How long `pulumi up` waits for the Job: past its own deadline, so the Job's failure is what it sees."""
+    return job_deadline_seconds(plan) + 60
 
 
 class KubernetesSetupJob(pulumi.ComponentResource):
@@ -78,14 +86,14 @@ class KubernetesSetupJob(pulumi.ComponentResource):
                     "name": name,
                     "namespace": namespace,
                     "labels": labels,
-                    "annotations": {REPLACE_UNREADY_ANNOTATION: "true", **await_timeout(JOB_DEADLINE_SECONDS + 60)},
+                    "annotations": {REPLACE_UNREADY_ANNOTATION: "true", **await_timeout(job_await_seconds(plan))},
                 }
             ),
             spec=manifest(
                 {
                     # The script retries by itself; a failed pod means it gave up, with its reason in the log.
                     "backoffLimit": 0,
-                    "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
+                    "activeDeadlineSeconds": job_deadline_seconds(plan),
                     "template": {
                         "metadata": {"labels": labels},
                         "spec": {
@@ -95,7 +103,11 @@ class KubernetesSetupJob(pulumi.ComponentResource):
                                 {
                                     "name": "setup",
                                     "image": f"{ES_IMAGE}:{plan.version}",
-                                    "command": ["bash", "-c", setup_script([plan.es_url], SETUP_FILES, logs_hint)],
+                                    "command": [
+                                        "bash",
+                                        "-c",
+                                        setup_script([plan.es_url], SETUP_FILES, logs_hint, plan.setup_timeout_seconds),
+                                    ],
                                     "securityContext": {
                                         "allowPrivilegeEscalation": False,
                                         "capabilities": {"drop": ["ALL"]},

@@ -22,6 +22,7 @@ from escluster.plan import KIBANA_CONFIG_DIR, KIBANA_IMAGE, KIBANA_PORT, KibanaP
 from escluster.scripts import (
     KIBANA_KEYSTORE_ENTRIES,
     KIBANA_SECRET_DIR,
+    KIBANA_STARTUP_SECONDS,
     keystore_value,
     kibana_healthcheck,
     kibana_start_script,
@@ -69,8 +70,11 @@ class KibanaPair(pulumi.ComponentResource):
                     memory_swap=memory,
                     networks_advanced=[attach_to(network_name, instance)],
                     ports=[published_port(KIBANA_PORT, host_port, kibana.bind_ip)],
-                    **health_gated(kibana_healthcheck()),
-                    opts=named_child(self),
+                    # Kibana answers once the setup step set its password: it waits longer than the step.
+                    **health_gated(kibana_healthcheck(), KIBANA_STARTUP_SECONDS),
+                    # A wait that timed out leaves the container in the state with an error; the next
+                    # `up` replaces it (and waits again) instead of an empty update.
+                    opts=named_child(self, replace_on_changes=["*"]),
                 )
             )
         self.register_outputs({"containers": [c.name for c in self.containers]})

@@ -62,9 +62,11 @@ def webhook_wait_script(context: str | None, metallb: MetalLB) -> str:
     pool = shlex.quote(json.dumps(pool_manifest(metallb.pools[0], metallb.namespace)))
     return f"""{k} -n {namespace} rollout status deployment/{RELEASE_NAME}-controller --timeout={WEBHOOK_WAIT_SECONDS}s
 deadline=$((SECONDS + {WEBHOOK_WAIT_SECONDS}))
-until printf '%s' {pool} | {k} apply --dry-run=server -f - > /dev/null; do
+until answer=$(printf '%s' {pool} | {k} apply --dry-run=server -f - 2>&1); do
   if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "MetalLB's webhook accepted no pool within {WEBHOOK_WAIT_SECONDS} s: see {k} -n {namespace} get pods" >&2
+    echo "MetalLB refused a dry run of pool {metallb.pools[0].name} for {WEBHOOK_WAIT_SECONDS} s; last answer:" >&2
+    echo "$answer" >&2
+    echo "See {k} -n {namespace} get pods" >&2
     exit 1
   fi
   sleep 5

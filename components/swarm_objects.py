@@ -91,11 +91,20 @@ def node_label(
     inspect = engine_command(manager, ["node", "inspect", "--format", "{{json .Spec.Labels}}", swarm_node], ssh_opts)
     remove = engine_command(manager, ["node", "update", "--label-rm", key, swarm_node], ssh_opts)
     present = shlex.quote(f'"{key}":')
+    # A manager that cannot be asked fails the delete, rather than leaving the label behind unseen; a node
+    # that has left the swarm has no label to remove.
+    delete = (
+        f"if ! labels=$({inspect} 2>&1); then\n"
+        '  case "$labels" in *"No such node"*) exit 0 ;; esac\n'
+        '  echo "$labels" >&2\n'
+        "  exit 1\n"
+        "fi\n"
+        f'case "$labels" in *{present}*) {remove} ;; esac\n'
+    )
     return command.local.Command(
         name,
         create=add,
-        # A manager that cannot be asked fails the delete, rather than leaving the label behind unseen.
-        delete=f'labels=$({inspect}) && case "$labels" in *{present}*) {remove} ;; esac',
+        delete=delete,
         environment=engine_environment(manager, cert_path),
         opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
     )

@@ -33,6 +33,7 @@ from escluster.plan import (
 )
 from escluster.scripts import (
     KIBANA_SECRET_DIR,
+    KIBANA_STARTUP_SECONDS,
     es_healthcheck,
     keystore_value,
     kibana_healthcheck,
@@ -41,7 +42,7 @@ from escluster.scripts import (
 from escluster.security import roles_file, users_roles_file
 from escluster.swarm import Swarm
 
-CONVERGE_TIMEOUT = "10m"
+CONVERGE_TIMEOUT_SECONDS = 600
 STOP_GRACE_PERIOD = "120s"
 # Short, fixed stems for Kibana's keystore secrets (the entry names are too long for swarm names).
 KIBANA_SECRET_STEMS = {
@@ -154,6 +155,7 @@ class SwarmStack(pulumi.ComponentResource):
         constraints: Sequence[str] = (),
         memory_bytes: int | None = None,
         order: str = "stop-first",
+        converge_seconds: int = CONVERGE_TIMEOUT_SECONDS,
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> docker.Service:
         return docker.Service(
@@ -173,7 +175,7 @@ class SwarmStack(pulumi.ComponentResource):
             mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=replicas)),
             endpoint_spec=endpoint,
             update_config=docker.ServiceUpdateConfigArgs(parallelism=1, order=order, failure_action="pause"),
-            converge_config=docker.ServiceConvergeConfigArgs(delay="10s", timeout=CONVERGE_TIMEOUT),
+            converge_config=docker.ServiceConvergeConfigArgs(delay="10s", timeout=f"{converge_seconds}s"),
             opts=pulumi.ResourceOptions.merge(
                 self._child, pulumi.ResourceOptions(depends_on=list(depends_on), delete_before_replace=True)
             ),
@@ -270,4 +272,6 @@ class SwarmStack(pulumi.ComponentResource):
             endpoint=endpoint,
             memory_bytes=kibana.memory_bytes,
             order="start-first",
+            # Kibana converges once the setup step set its password: it waits longer than the step.
+            converge_seconds=KIBANA_STARTUP_SECONDS,
         )

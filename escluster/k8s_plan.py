@@ -89,6 +89,11 @@ class KubernetesPlan:
         return f"https://{self.http_service}.{self.namespace}.svc:{HTTP_PORT}"
 
     @property
+    def setup_timeout_seconds(self) -> int:
+        """The setup Job keeps trying as long as `pulumi up` waits for the slowest StatefulSet."""
+        return max(group.await_timeout_seconds for group in self.groups)
+
+    @property
     def pod_security_level(self) -> str:
         """The Pod Security Admission level the namespace needs: the sysctl step runs privileged."""
         return "privileged" if self.settings.sysctl_init else "baseline"

@@ -103,7 +103,18 @@ def read_previous_state() -> ClusterState | None:
     A synchronous invoke, so the program knows before it registers anything; pulumi.runtime.invoke is the
     SDK's public entry point for functions, and this one runs in previews too."""
     stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": stack})
+    try:
+        result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": stack})
+    except Exception:
+        # A self-managed backend in its legacy layout names stacks without organization and project.
+        stack = pulumi.get_stack()
+        try:
+            result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": stack})
+        except Exception as error:
+            raise ConfigError(
+                f"stack {stack}: cannot read its last outputs from the backend ({error}); the program needs them "
+                "to know whether the cluster has formed. Check `pulumi stack output` works, then run again"
+            ) from None
     outputs = (result.value or {}).get("outputs") or {}
     try:
         return parse_state(outputs.get(STATE_OUTPUT))

@@ -21,9 +21,10 @@ KIBANA_KEYSTORE_ENTRIES = (
     "xpack.encryptedSavedObjects.encryptionKey",
     "xpack.reporting.encryptionKey",
 )
-# The setup step keeps asking for this long (a first start pulls images and forms the cluster),
-# then fails the `up` with what to do.
-SETUP_TIMEOUT_SECONDS = 900
+# The setup step keeps asking for this long on Docker and Swarm (a first start pulls images and forms
+# the cluster), then fails the `up` with what to do. Kibana, which needs the password it sets, waits longer.
+SETUP_TIMEOUT_SECONDS = 20 * 60
+KIBANA_STARTUP_SECONDS = SETUP_TIMEOUT_SECONDS + 10 * 60
 SETUP_RETRY_SECONDS = 5
 CURL_TIMEOUT_SECONDS = 10
 # A line the setup step prints on success, read back as a stack output.

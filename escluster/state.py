@@ -29,15 +29,20 @@ class ClusterState:
     passwords, which needs an elected master, so the cluster had formed."""
 
     formed: bool
+    cluster_name: str
     version: str
     kibana_version: str
     nodes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     storage: Mapping[str, GroupStorage] = field(default_factory=dict)
+    # Kubernetes: the namespace holding the data claims.
+    namespace: str | None = None
 
     def as_output(self) -> dict[str, Any]:
         return {
             "format": STATE_FORMAT,
             "formed": self.formed,
+            "cluster_name": self.cluster_name,
+            "namespace": self.namespace,
             "version": self.version,
             "kibana_version": self.kibana_version,
             "nodes": {name: list(roles) for name, roles in sorted(self.nodes.items())},
@@ -56,6 +61,8 @@ def parse_state(value: Any) -> ClusterState | None:
         raise ValueError(f"the stack output {STATE_OUTPUT} is not one this program wrote (format {STATE_FORMAT})")
     return ClusterState(
         formed=bool(value["formed"]),
+        cluster_name=str(value["cluster_name"]),
+        namespace=value.get("namespace"),
         version=str(value["version"]),
         kibana_version=str(value["kibana_version"]),
         nodes={str(name): tuple(roles) for name, roles in value["nodes"].items()},
@@ -80,7 +87,8 @@ def planned_state(config: StackConfig, *, formed: bool) -> ClusterState:
         for group in cluster.node_groups
         for index in range(group.count)
     }
-    return ClusterState(formed, cluster.version, config.kibana_version, nodes, storage)
+    namespace = config.k8s.namespace if config.target is Target.kubernetes else None
+    return ClusterState(formed, cluster.name, cluster.version, config.kibana_version, nodes, storage, namespace)
 
 
 def refused_changes(previous: ClusterState | None, config: StackConfig) -> list[str]:
@@ -89,6 +97,16 @@ def refused_changes(previous: ClusterState | None, config: StackConfig) -> list[
         return []
     errors = []
     planned = planned_state(config, formed=previous.formed)
+    if planned.cluster_name != previous.cluster_name:
+        errors.append(
+            f"cluster.name: the stack runs cluster {previous.cluster_name}; another name would start a new, empty "
+            f"cluster beside its data (kept in {previous.cluster_name}'s volumes). Deploy a new cluster in a new stack"
+        )
+    if previous.namespace is not None and planned.namespace != previous.namespace:
+        errors.append(
+            f"kubernetes.namespace: the cluster's data claims are in namespace {previous.namespace}; pods in "
+            f"{planned.namespace} would start on empty volumes, without the cluster"
+        )
     for index, group in enumerate(config.cluster.node_groups):
         name = f"{config.cluster.name}-{group.name}"
         before, after = previous.storage.get(name), planned.storage.get(name)

@@ -62,7 +62,7 @@ def render_tree(root: Path, stacks: Sequence[str], out: Path) -> None:
     # -P keeps the tree's own `review` (if any) off the path; the tree's program is put first by the render.
     command = [sys.executable, "-P", "-m", "review", "render", "--root", str(root), "--out", str(out)]
     environment = {**os.environ, "PYTHONPATH": str(TOOL_HOME)}
-    for variable in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS"):
+    for variable in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS", "DOCKER_HOST"):
         environment.pop(variable, None)
     run = subprocess.run(
         [*command, "--stack", *stacks], cwd=root, env=environment, check=False, capture_output=True, text=True

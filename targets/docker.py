@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 
 import pulumi
@@ -14,12 +15,13 @@ from components.docker_common import remote_image
 from components.elasticsearch_node import ElasticsearchNode
 from components.kibana import KibanaPair
 from components.setup_job import SetupJob
-from escluster.engines import LOCAL_ENGINE, parse_engine
+from escluster.engines import LOCAL_ENGINE, Engine, parse_engine
 from escluster.plan import ES_IMAGE, ClusterPlan, HostPlan
 from targets import StackOutputs
 
 # The key of the local engine's resources when the stack has no docker_hosts.
 LOCAL = "local"
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,16 @@ def url_host(address: str) -> str:
     if ip.is_unspecified:
         return "localhost"
     return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+def local_engine() -> Engine:
+    """The engine the default pulumi-docker provider uses (`docker:host`, else DOCKER_HOST, else the local
+    socket), named explicitly for the `docker` CLI, which would otherwise follow its own `docker context`."""
+    host = pulumi.Config("docker").get("host") or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+    try:
+        return parse_engine(host)
+    except ValueError:
+        return LOCAL_ENGINE
 
 
 def engine_for(plan: ClusterPlan, host: HostPlan | None) -> EngineResources:
@@ -87,9 +99,9 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
     # The setup step, Kibana and the nodes start together: each retries until what it needs is there.
     setup = SetupJob(
         f"{plan.cluster_name}-setup",
-        engine=parse_engine(kibana_host.engine) if kibana_host else LOCAL_ENGINE,
+        engine=parse_engine(kibana_host.engine) if kibana_host else local_engine(),
         ssh_opts=kibana_host.ssh_opts if kibana_host else (),
-        cert_path=kibana_host.cert_path if kibana_host else None,
+        cert_path=kibana_host.cert_path if kibana_host else pulumi.Config("docker").get("certPath"),
         network=plan.network_name,
         image=f"{ES_IMAGE}:{plan.version}",
         es_urls=plan.es_urls,

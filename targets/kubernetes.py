@@ -50,12 +50,15 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recrea
     if plan.settings.context:
         base = pulumi.ResourceOptions(providers=[k8s.Provider("kubernetes", context=plan.settings.context)])
     # Deleting a namespace deletes the data claims in it (the namespace controller removes every object;
-    # a StatefulSet's claim retention policy does not apply): `pulumi destroy`, or a new namespace name,
-    # leaves it in place. Privileged pods (the sysctl step) need the `privileged` Pod Security level.
+    # a StatefulSet's claim retention policy does not apply): `pulumi destroy` leaves it in place. The next
+    # `up` then finds it: its own provider adopts an existing namespace instead of failing on it
+    # (pulumi-kubernetes `upsertExistingObjects`), for the namespace alone.
+    # Privileged pods (the sysctl step) need the `privileged` Pod Security level.
+    adopting = k8s.Provider("kubernetes-namespace", context=plan.settings.context, upsert_existing_objects=True)
     namespace = k8s.core.v1.Namespace(
         plan.namespace,
         metadata=manifest({"name": plan.namespace, "labels": pod_security_labels(plan.pod_security_level)}),
-        opts=pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(retain_on_delete=True)),
+        opts=pulumi.ResourceOptions(provider=adopting, retain_on_delete=True),
     )
     # Objects name the namespace by the Namespace's output, so each waits for it (a component's
     # depends_on does not reach its children).

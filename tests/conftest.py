@@ -10,7 +10,7 @@ import pytest
 from tests.harness import Render, render, stacks_of_target
 
 # A developer's shell may carry a real stack's config; the mocks runs must see only their own.
-for variable in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS"):
+for variable in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS", "DOCKER_HOST"):
     os.environ.pop(variable, None)
 
 

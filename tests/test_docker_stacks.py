@@ -120,6 +120,19 @@ def test_nodes_setup_step_and_kibana_start_together() -> None:
     assert rules.wait_chain_length(compose) == 1
 
 
+def test_the_local_setup_step_talks_to_the_providers_engine() -> None:
+    """pulumi-docker's default provider uses `docker:host`, else DOCKER_HOST, else the local socket, where
+    the docker CLI would follow its `docker context`: the step names the provider's engine."""
+    assert rendered("dev").named("dev-setup").inputs["environment"] == {"DOCKER_HOST": "unix:///var/run/docker.sock"}
+    config = read_stack_config("dev")
+    config.update({"docker:host": "tcp://10.0.0.5:2376", "docker:certPath": "/certs"})
+    assert render("dev", config).named("dev-setup").inputs["environment"] == {
+        "DOCKER_HOST": "tcp://10.0.0.5:2376",
+        "DOCKER_CERT_PATH": "/certs",
+        "DOCKER_TLS_VERIFY": "1",
+    }
+
+
 def test_setup_step_runs_in_a_throwaway_container_on_the_cluster_network() -> None:
     setup = rendered("dev").named("dev-setup")
     argv = shlex.split(setup.inputs["create"])

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
+import pulumi
 import pytest
 
-from escluster.load import ConfigError
+from escluster.load import ConfigError, read_previous_state
 from tests.conftest import rendered
 from tests.harness import PROJECT, read_stack_config, render, render_failure
 
@@ -67,6 +69,21 @@ def test_another_storage_class_is_refused_before_anything_changes() -> None:
     )
 
 
+def test_another_cluster_name_is_refused() -> None:
+    renamed = edited("lab", lambda c: c[CLUSTER].update(name="lab2"))
+    refused("lab", renamed, rendered("lab").outputs, "cluster.name: the stack runs cluster lab")
+
+
+def test_another_namespace_is_refused() -> None:
+    moved = edited("prod", lambda c: c[K8S].update(namespace="search"))
+    refused(
+        "prod",
+        moved,
+        rendered("prod").outputs,
+        "kubernetes.namespace: the cluster's data claims are in namespace elastic",
+    )
+
+
 def test_a_larger_volume_grows_each_claim_in_place() -> None:
     """volumeClaimTemplates are ignored after creation (immutable); a patch per pod's claim asks for the
     new size, which the StorageClass expands if it allows volume expansion."""
@@ -78,6 +95,39 @@ def test_a_larger_volume_grows_each_claim_in_place() -> None:
     assert claims == {f"data-prod-es-{i}": "80Gi" for i in range(3)}
     assert after.named("prod-es").ignore_changes == ["spec.volumeClaimTemplates"]
     assert after.named("prod-es").inputs["spec"]["template"] == before.named("prod-es").inputs["spec"]["template"]
+
+
+def test_a_legacy_backend_is_asked_by_the_bare_stack_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A self-managed backend in its legacy layout refuses `organization/project/stack` names (pulumi/pulumi
+    pkg/backend/diy legacyReferenceStore); the program asks again by the stack's own name."""
+    asked: list[str] = []
+    outputs = rendered("dev").outputs
+
+    def invoke(token: str, args: dict[str, str]) -> Any:
+        asked.append(args["name"])
+        if "/" in args["name"]:
+            raise RuntimeError("invalid stack name")
+        return SimpleNamespace(value={"outputs": outputs})
+
+    monkeypatch.setattr(pulumi.runtime, "invoke", invoke)
+    monkeypatch.setattr(pulumi, "get_stack", lambda: "dev")
+    monkeypatch.setattr(pulumi, "get_project", lambda: PROJECT)
+    monkeypatch.setattr(pulumi, "get_organization", lambda: "organization")
+    state = read_previous_state()
+    assert asked == ["organization/elastic-stack/dev", "dev"]
+    assert state is not None and state.formed and state.cluster_name == "dev"
+
+
+def test_a_backend_that_cannot_be_read_is_one_readable_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def invoke(token: str, args: dict[str, str]) -> Any:
+        raise RuntimeError("backend unreachable")
+
+    monkeypatch.setattr(pulumi.runtime, "invoke", invoke)
+    monkeypatch.setattr(pulumi, "get_stack", lambda: "dev")
+    with pytest.raises(
+        ConfigError, match=r"stack dev: cannot read its last outputs from the backend \(backend unreachable\)"
+    ):
+        read_previous_state()
 
 
 def test_a_state_output_this_program_did_not_write_is_an_error() -> None:

@@ -121,8 +121,10 @@ def test_labels_are_added_and_removed_only_when_present(stack: str, tools: Path)
             assert result.returncode == 0, result.stderr
             removals = [c for c in calls(tools) if "--label-rm" in c]
             assert removals == ([["docker", "node", "update", "--label-rm", key, node]] if removed else [])
-        install(tools, "docker", RECORDER + "exit 1\n")
+        install(tools, "docker", RECORDER + "echo 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
         assert run(tools, label.inputs["delete"], env=environment).returncode != 0, "an unreachable manager passed"
+        install(tools, "docker", RECORDER + f"echo 'Error response from daemon: No such node: {node}' >&2\nexit 1\n")
+        assert run(tools, label.inputs["delete"], env=environment).returncode == 0, "a node that left blocks the delete"
         shutil.rmtree(tools / "calls")
         (tools / "calls").mkdir()
 
@@ -196,4 +198,5 @@ def test_the_webhook_wait_retries_until_metallb_accepts_a_pool(tools: Path) -> N
     assert (tools / "calls" / "dry-runs").read_text().strip() == "2"
     never = step.inputs["create"].replace("deadline=$((SECONDS + 300))", "deadline=$((SECONDS + 1))")
     result = run(tools, never, interpreter=step.inputs["interpreter"], env={"REFUSE": "99"})
-    assert result.returncode == 1 and "MetalLB's webhook accepted no pool" in result.stderr
+    assert result.returncode == 1 and "MetalLB refused a dry run of pool es-pool for 300 s" in result.stderr
+    assert 'failed calling webhook "ipaddresspoolvalidationwebhook.metallb.io"' in result.stderr

@@ -124,7 +124,8 @@ def run_rendered_setup(
             materialize(files, run_dir, lambda path: path.replace(step.files_dir, "setup"))
         env = curl_home(run_dir, server)
         # The step gives up after its deadline; a test that expects it to fail lets it fail fast.
-        script = script.replace("deadline=$((SECONDS + 900))", "deadline=$((SECONDS + 2))") if tmpfs else script
+        if tmpfs:
+            script = re.sub(r"deadline=\$\(\(SECONDS \+ \d+\)\)", "deadline=$((SECONDS + 2))", script)
         return run_as(step.user, ["bash", "-c", script], env=env, stdin=stdin), cluster
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from components.k8s_objects import REPLACE_UNREADY_ANNOTATION, TIMEOUT_ANNOTATION
+from components.k8s_objects import PATCH_FORCE_ANNOTATION, REPLACE_UNREADY_ANNOTATION, TIMEOUT_ANNOTATION
 from escluster.k8s_plan import CERTS_DIR, STATEFULSET_BASE_TIMEOUT_SECONDS, STATEFULSET_PER_POD_TIMEOUT_SECONDS
 from tests.conftest import rendered
 from tests.contracts.conditions import k8s_object_name, k8s_pod_spec
@@ -174,8 +174,12 @@ def check_claims_survive(render: Render) -> None:
     """The API server (`pkg/apis/apps/validation` ValidateStatefulSetUpdate) forbids changing
     volumeClaimTemplates, and pulumi-kubernetes would replace the StatefulSet instead: all pods at once.
     The namespace controller deletes every object of a deleted namespace, claims included (a claim
-    retention policy only covers the StatefulSet's own deletion). Deleting a PVC patch relinquishes the
-    size, a required field (ssa.Relinquish fails: "set the retainOnDelete resource option")."""
+    retention policy only covers the StatefulSet's own deletion), so the namespace is retained, and the
+    next `up` must adopt it rather than fail on "already exists": pulumi-kubernetes creates with a plain
+    Create unless its provider has `upsertExistingObjects` (provider/pkg/await/await.go Creation). A PVC
+    patch applies the size the StatefulSet controller set and owns: without `pulumi.com/patchForce` a new
+    size conflicts with that manager (await.go patchForce, server-side apply). Deleting a PVC patch
+    relinquishes the size, a required field (ssa.Relinquish fails: "set the retainOnDelete resource option")."""
     for statefulset in render.of_type(STATEFULSET):
         assert "spec.volumeClaimTemplates" in statefulset.ignore_changes, (
             f"{statefulset.name}: a volume change would replace the StatefulSet"
@@ -186,8 +190,16 @@ def check_claims_survive(render: Render) -> None:
             assert namespace.retain_on_delete or namespace.protect, (
                 f"{namespace.name}: deleting it deletes the data claims"
             )
+    providers = {f"{p.urn}::{p.id}": p for p in render.resources if p.type == "pulumi:providers:kubernetes"}
+    for namespace in render.of_type(NAMESPACE):
+        if k8s_object_name(namespace) in with_claims:
+            provider = providers.get(namespace.provider)
+            adopts = provider is not None and str(provider.inputs.get("upsertExistingObjects")).lower() == "true"
+            assert adopts, f"{namespace.name}: kept by a destroy, it would make the next `up` fail"
     for patch in render.of_type(PVC_PATCH):
         assert patch.retain_on_delete, f"{patch.name}: its deletion would fail on the claim's required size"
+        annotations = patch.inputs["metadata"].get("annotations", {})
+        assert annotations.get(PATCH_FORCE_ANNOTATION) == "true", f"{patch.name}: a new size would conflict"
 
 
 def check_namespace_first(render: Render) -> None:
@@ -318,6 +330,22 @@ def test_a_namespace_deleted_with_the_stack_is_caught() -> None:
     result = broken()
     result.named("elastic").retain_on_delete = False
     with pytest.raises(AssertionError, match="deleting it deletes the data claims"):
+        check_claims_survive(result)
+
+
+def test_a_claim_patch_without_force_is_caught() -> None:
+    result = broken()
+    del result.named("data-prod-es-1").inputs["metadata"]["annotations"][PATCH_FORCE_ANNOTATION]
+    with pytest.raises(AssertionError, match="data-prod-es-1: a new size would conflict"):
+        check_claims_survive(result)
+
+
+def test_a_retained_namespace_the_next_up_cannot_adopt_is_caught() -> None:
+    result = broken()
+    namespace = result.named("elastic")
+    provider = next(p for p in result.resources if f"{p.urn}::{p.id}" == namespace.provider)
+    provider.inputs["upsertExistingObjects"] = "false"
+    with pytest.raises(AssertionError, match="kept by a destroy, it would make the next `up` fail"):
         check_claims_survive(result)
 
 
