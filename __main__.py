@@ -4,11 +4,12 @@ refuse unsafe changes, plan, deploy, export."""
 import pulumi
 
 from components.credentials import StackCredentials
+from escluster.changes import decide
 from escluster.config import Target
 from escluster.k8s_plan import build_kubernetes_plan
 from escluster.load import check_changes, load_stack_config, read_previous_state
 from escluster.plan import build_plan
-from escluster.state import STATE_OUTPUT, planned_state
+from escluster.state import STATE_OUTPUT
 from targets import docker as docker_target
 from targets import kubernetes as kubernetes_target
 from targets import swarm as swarm_target
@@ -16,23 +17,29 @@ from targets import swarm as swarm_target
 config = load_stack_config()
 previous = read_previous_state()
 check_changes(previous, config)
+lifecycle = decide(config, previous)
 
 credentials = StackCredentials(f"{config.cluster.name}-credentials", config.security)
+seeds: tuple[str, ...] = ()
 if config.target is Target.kubernetes:
     kibana_recreate = previous is not None and previous.kibana_version != config.kibana_version
-    outputs = kubernetes_target.deploy(build_kubernetes_plan(config), credentials, kibana_recreate=kibana_recreate)
-elif config.target is Target.swarm and config.swarm is not None:
-    outputs = swarm_target.deploy(build_plan(config), config.swarm, credentials)
+    k8s_plan = build_kubernetes_plan(config, lifecycle)
+    outputs = kubernetes_target.deploy(k8s_plan, credentials, kibana_recreate=kibana_recreate)
 else:
-    outputs = docker_target.deploy(build_plan(config), credentials)
+    plan = build_plan(config, lifecycle)
+    seeds = plan.seed_hosts
+    if config.target is Target.swarm and config.swarm is not None:
+        outputs = swarm_target.deploy(plan, config.swarm, credentials)
+    else:
+        outputs = docker_target.deploy(plan, credentials)
 
 pulumi.export("elasticsearch_url", outputs.elasticsearch_url)
 pulumi.export("kibana_url", outputs.kibana_url)
 pulumi.export("ca_certificate", outputs.ca_certificate)
 pulumi.export("elastic_password", pulumi.Output.secret(outputs.elastic_password))
-# Known only once the setup step reached the formed cluster: a failed `up` leaves the last state in place.
-# It holds no secret (the setup step's outputs are secret because its input is).
+# Known only once the setup step reached the formed cluster (and every gate passed): a failed `up` leaves
+# the last state in place. It holds no secret (the setup step's outputs are secret because its input is).
 pulumi.export(
     STATE_OUTPUT,
-    pulumi.Output.unsecret(outputs.setup_done.apply(lambda _: planned_state(config, formed=True).as_output())),
+    pulumi.Output.unsecret(outputs.setup_done.apply(lambda _: lifecycle.state(config, seeds).as_output())),
 )

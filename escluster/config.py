@@ -155,10 +155,12 @@ class Cluster(Strict):
     )
     initial_master_nodes: list[str] | None = Field(
         None,
-        description="Node names that bootstrap the cluster and seed discovery; default every master-eligible node.",
+        description="Node names that bootstrap a new cluster and seed discovery; default every master-eligible node.",
     )
     bootstrapped: bool = Field(
-        False, description="Set after the first `up`: no node gets `cluster.initial_master_nodes` any more."
+        False,
+        description="Adopt a cluster that formed outside this stack's memory: no node gets "
+        "`cluster.initial_master_nodes`, changes roll one node at a time. The program knows by itself otherwise.",
     )
 
     def node_names(self, master_eligible_only: bool = False) -> list[str]:
@@ -209,11 +211,6 @@ class Cluster(Strict):
     def _check_bootstrap(self) -> None:
         listed = self.initial_master_nodes
         if listed is None:
-            if self.bootstrapped and not self.is_single_node:
-                raise ValueError(
-                    "initial_master_nodes: a bootstrapped cluster needs the list pinned (it seeds discovery); "
-                    f"set it to the masters of the first `up`, such as {self.node_names(master_eligible_only=True)}"
-                )
             return
         if self.is_single_node:
             raise ValueError("initial_master_nodes: a single-node cluster bootstraps alone; remove the list")

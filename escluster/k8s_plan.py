@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from escluster.changes import Lifecycle, decide
 from escluster.config import StackConfig
 from escluster.kubernetes import Kubernetes
 from escluster.plan import (
@@ -83,6 +84,7 @@ class KubernetesPlan:
     settings: Kubernetes
     cert_validity_hours: int
     tls: TlsFiles
+    lifecycle: Lifecycle
 
     @property
     def es_url(self) -> str:
@@ -103,8 +105,10 @@ class KubernetesPlan:
         return {"app.kubernetes.io/name": "elasticsearch", "app.kubernetes.io/instance": self.cluster_name}
 
 
-def build_kubernetes_plan(config: StackConfig) -> KubernetesPlan:
+def build_kubernetes_plan(config: StackConfig, lifecycle: Lifecycle | None = None) -> KubernetesPlan:
+    """The StatefulSets for this run: `lifecycle` says whether the cluster has formed (default: new)."""
     cluster, k8s = config.cluster, config.k8s
+    lifecycle = lifecycle or decide(config, None)
     namespace = k8s.namespace
     headless = f"{cluster.name}-es-headless"
     http = f"{cluster.name}-es-http"
@@ -114,7 +118,7 @@ def build_kubernetes_plan(config: StackConfig) -> KubernetesPlan:
         ca=f"{CERTS_DIR}/ca.crt", certificate=f"{CERTS_DIR}/{POD_NAME_REF}.crt", key=f"{CERTS_DIR}/{POD_NAME_REF}.key"
     )
     single_node = cluster.is_single_node
-    initial_masters = [] if single_node or cluster.bootstrapped else cluster.bootstrap_masters
+    initial_masters = [] if single_node or lifecycle.formed else cluster.bootstrap_masters
     lb = k8s.load_balancer
     fixed_ips = tuple(ip for ip in (lb.elasticsearch_ip,) if ip) if lb else ()
     groups, certificates = [], []
@@ -173,6 +177,7 @@ def build_kubernetes_plan(config: StackConfig) -> KubernetesPlan:
         settings=k8s,
         cert_validity_hours=config.security.cert_validity_days * 24,
         tls=tls,
+        lifecycle=lifecycle,
     )
 
 

@@ -10,8 +10,9 @@ import pulumi
 import pydantic
 from pulumi.runtime import config as runtime_config
 
+from escluster.changes import refused_changes
 from escluster.config import StackConfig
-from escluster.state import STATE_OUTPUT, ClusterState, parse_state, refused_changes
+from escluster.state import STATE_OUTPUT, ClusterState, parse_state
 
 # The Pulumi engine's built-in function behind stack references (pulumi/pulumi
 # pkg/resource/deploy/builtins.go, `readStackOutputs`; the Node.js SDK's StackReference calls it too): the

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from escluster.changes import Lifecycle, decide
 from escluster.config import StackConfig
 from escluster.hosts import DockerHost, NodeSlot
 from escluster.units import jvm_size
@@ -127,6 +128,8 @@ class ClusterPlan:
     hosts: tuple[HostPlan, ...]
     memory_lock: bool
     cert_validity_hours: int
+    lifecycle: Lifecycle
+    seed_hosts: tuple[str, ...]
 
     @property
     def network_name(self) -> str:
@@ -154,18 +157,19 @@ def _host_plan(host: DockerHost) -> HostPlan:
     return HostPlan(host.name, host.engine, host.address, host.cert_path, tuple(host.ssh_opts))
 
 
-def build_plan(config: StackConfig) -> ClusterPlan:
+def build_plan(config: StackConfig, lifecycle: Lifecycle | None = None) -> ClusterPlan:
+    """Every node's settings for this run: `lifecycle` says whether the cluster has formed (default: new)."""
     cluster = config.cluster
+    lifecycle = lifecycle or decide(config, None)
     hosts = {host.name: _host_plan(host) for host in config.docker_hosts}
     slots = config.node_slots()
     groups = cluster.node_groups
     single_node = cluster.is_single_node
     by_name = {slot.name: slot for slot in slots}
     swarm = config.swarm_placements()
-    # Discovery is seeded by the nodes that bootstrap the cluster: a pinned list, so adding a node
-    # later changes no existing node's seeds.
-    seed_hosts = () if single_node else tuple(_seed_address(by_name[n], hosts) for n in cluster.bootstrap_masters)
-    initial_masters = () if single_node or cluster.bootstrapped else tuple(cluster.bootstrap_masters)
+    seed_hosts = () if single_node else _seed_hosts(lifecycle, config, by_name, hosts)
+    # Only a cluster forming for the first time bootstraps; no node of a formed one names initial masters.
+    initial_masters = () if single_node or lifecycle.formed else tuple(cluster.bootstrap_masters)
 
     nodes = []
     for slot in slots:
@@ -233,7 +237,21 @@ def build_plan(config: StackConfig) -> ClusterPlan:
         hosts=tuple(hosts.values()),
         memory_lock=config.memory_lock,
         cert_validity_hours=config.security.cert_validity_days * 24,
+        lifecycle=lifecycle,
+        seed_hosts=seed_hosts,
     )
+
+
+def _seed_hosts(
+    lifecycle: Lifecycle, config: StackConfig, by_name: Mapping[str, NodeSlot], hosts: Mapping[str, HostPlan]
+) -> tuple[str, ...]:
+    """Discovery is seeded by the nodes that bootstrapped the cluster, and keeps those seeds while one of
+    them is still a master: a new seed list would restart every node, and adding or removing other nodes
+    changes none."""
+    masters = tuple(_seed_address(by_name[n], hosts) for n in config.cluster.node_names(master_eligible_only=True))
+    if lifecycle.recorded_seeds and set(lifecycle.recorded_seeds) & set(masters):
+        return lifecycle.recorded_seeds
+    return tuple(_seed_address(by_name[n], hosts) for n in config.cluster.bootstrap_masters if n in by_name) or masters
 
 
 def _seed_address(slot: NodeSlot, hosts: Mapping[str, HostPlan]) -> str:

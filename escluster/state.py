@@ -1,7 +1,7 @@
-"""What the last successful `pulumi up` deployed, as the stack remembers it in its `cluster_state` output,
-and the changes from there that the program refuses before touching anything.
+"""What the last successful `pulumi up` deployed, as the stack remembers it in its `cluster_state` output.
 
-Pure Python. `escluster.load.read_previous_state` reads the output back at the start of the next run.
+Pure Python. `escluster.load.read_previous_state` reads the output back at the start of the next run;
+`escluster.changes` decides from it what this run may do.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from escluster.config import StackConfig, Target
-from escluster.units import jvm_size
 
 STATE_OUTPUT = "cluster_state"
 STATE_FORMAT = 1
@@ -36,6 +35,10 @@ class ClusterState:
     storage: Mapping[str, GroupStorage] = field(default_factory=dict)
     # Kubernetes: the namespace holding the data claims.
     namespace: str | None = None
+    # Docker and Swarm: the node names that seed discovery, kept while one of them is still a master.
+    seeds: tuple[str, ...] = ()
+    # Nodes the run that wrote this state drained and removed: their exclusions are cleared next time.
+    drained: tuple[str, ...] = ()
 
     def as_output(self) -> dict[str, Any]:
         return {
@@ -50,6 +53,8 @@ class ClusterState:
                 group: {"size_bytes": s.size_bytes, "storage_class": s.storage_class}
                 for group, s in sorted(self.storage.items())
             },
+            "seeds": list(self.seeds),
+            "drained": list(self.drained),
         }
 
 
@@ -70,10 +75,14 @@ def parse_state(value: Any) -> ClusterState | None:
             str(group): GroupStorage(int(s["size_bytes"]), s.get("storage_class"))
             for group, s in value["storage"].items()
         },
+        seeds=tuple(value["seeds"]),
+        drained=tuple(value["drained"]),
     )
 
 
-def planned_state(config: StackConfig, *, formed: bool) -> ClusterState:
+def planned_state(
+    config: StackConfig, *, formed: bool, seeds: tuple[str, ...] = (), drained: tuple[str, ...] = ()
+) -> ClusterState:
     """The state this run deploys."""
     cluster = config.cluster
     storage = {}
@@ -88,41 +97,6 @@ def planned_state(config: StackConfig, *, formed: bool) -> ClusterState:
         for index in range(group.count)
     }
     namespace = config.k8s.namespace if config.target is Target.kubernetes else None
-    return ClusterState(formed, cluster.name, cluster.version, config.kibana_version, nodes, storage, namespace)
-
-
-def refused_changes(previous: ClusterState | None, config: StackConfig) -> list[str]:
-    """`key path: reason` for each change from the deployed cluster that cannot be made safely."""
-    if previous is None:
-        return []
-    errors = []
-    planned = planned_state(config, formed=previous.formed)
-    if planned.cluster_name != previous.cluster_name:
-        errors.append(
-            f"cluster.name: the stack runs cluster {previous.cluster_name}; another name would start a new, empty "
-            f"cluster beside its data (kept in {previous.cluster_name}'s volumes). Deploy a new cluster in a new stack"
-        )
-    if previous.namespace is not None and planned.namespace != previous.namespace:
-        errors.append(
-            f"kubernetes.namespace: the cluster's data claims are in namespace {previous.namespace}; pods in "
-            f"{planned.namespace} would start on empty volumes, without the cluster"
-        )
-    for index, group in enumerate(config.cluster.node_groups):
-        name = f"{config.cluster.name}-{group.name}"
-        before, after = previous.storage.get(name), planned.storage.get(name)
-        if before is None or after is None:
-            continue
-        key = f"cluster.node_groups[{index}].storage"
-        if after.size_bytes < before.size_bytes:
-            errors.append(
-                f"{key}: {jvm_size(after.size_bytes)} is smaller than the {jvm_size(before.size_bytes)} the data "
-                "volumes have; Kubernetes cannot shrink a volume claim"
-            )
-        if after.storage_class != before.storage_class:
-            was = before.storage_class or "the default class"
-            errors.append(
-                f"kubernetes.storage_class: node group {group.name} keeps its data on {was}; a claim cannot move "
-                "to another class (to move the data, add a node group on the new class, let the shards move, "
-                "then remove the old group)"
-            )
-    return errors
+    return ClusterState(
+        formed, cluster.name, cluster.version, config.kibana_version, nodes, storage, namespace, seeds, drained
+    )

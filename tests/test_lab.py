@@ -270,11 +270,11 @@ def test_bootstrap_list_naming_a_data_node() -> None:
     lab_fails(data_in_list, "cluster.initial_master_nodes: 'lab-data-0' is not a master-eligible node")
 
 
-def test_bootstrapped_without_pinned_list() -> None:
-    lab_fails(
-        lambda c: c[CLUSTER].update({"bootstrapped": True}),
-        "cluster.initial_master_nodes: a bootstrapped cluster needs the list pinned",
-    )
+def test_an_adopted_cluster_is_seeded_by_its_masters() -> None:
+    """`bootstrapped: true` without a pinned list: no node bootstraps, every master seeds discovery."""
+    for s in settings_by_node(render("lab", lab_config(lambda c: c[CLUSTER].update({"bootstrapped": True})))).values():
+        assert "cluster.initial_master_nodes" not in s
+        assert s["discovery.seed_hosts"] == [f"192.168.56.1{i}:9300" for i in (1, 2, 3)]
 
 
 def test_kibana_on_an_undefined_host() -> None:

@@ -1,0 +1,184 @@
+"""What this run may do to the cluster the stack runs, decided from the config and the stack's last state.
+
+Pure Python. The rules, and where they come from:
+- bootstrap once: `cluster.initial_master_nodes` only until the cluster has formed (Elasticsearch's
+  "bootstrapping a cluster"; on a node that joined a cluster, `ClusterBootstrapService` only warns, and
+  Elastic asks to remove it);
+- a formed cluster changes one node at a time, nodes without the master role first (Elastic's rolling
+  upgrade order: "Upgrade the master-eligible nodes last"), and removes nodes after draining them;
+- refused before anything changes: a downgrade (`NodeMetadata.verifyUpgradeToCurrentVersion`: "cannot
+  downgrade a node"), a major upgrade from below the minor Elastic requires (8.19, or 8.18 into 9.0), a
+  jump of two majors, removing half or more of the master-eligible nodes at once ("if you shut down half
+  or more of the master-eligible nodes all at the same time then the cluster will normally become
+  unavailable"), removing the last data node, a node losing its data roles (`NodeEnvironment`: a node
+  without a data role refuses to start on shard data), and what Kubernetes cannot do to a claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from escluster.config import StackConfig, version_tuple
+from escluster.state import ClusterState, planned_state
+from escluster.units import jvm_size
+
+DATA_ROLES = frozenset({"data", "data_content", "data_hot", "data_warm", "data_cold", "data_frozen"})
+
+
+def major_upgrade_floor(target: tuple[int, int, int]) -> tuple[int, int, int] | None:
+    """The oldest release of the previous major that may upgrade to `target` (elastic/docs-content
+    deploy-manage/upgrade/prepare-to-upgrade.md: 8.19, or 8.18 into 9.0.x); None where no rule is known."""
+    if target[0] == 9:
+        return (8, 18, 0) if target[:2] == (9, 0) else (8, 19, 0)
+    return None
+
+
+@dataclass(frozen=True)
+class RemovedNode:
+    name: str
+    master_eligible: bool
+    holds_data: bool
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """`formed`: the cluster has formed, so nothing bootstraps and changes go one node at a time.
+    `recorded_seeds`: the seed addresses the last run used. `removed`: nodes this run drains, then removes. `cleanup`:
+    nodes the last run removed, whose allocation and voting exclusions this run clears.
+    `upgrade`: the version changes, so between nodes a yellow cluster without moving shards will do
+    (primaries on upgraded nodes cannot have replicas on older ones)."""
+
+    formed: bool
+    recorded_seeds: tuple[str, ...] = ()
+    removed: tuple[RemovedNode, ...] = ()
+    cleanup: tuple[str, ...] = ()
+    upgrade: bool = False
+
+    def state(self, config: StackConfig, seeds: tuple[str, ...]) -> ClusterState:
+        """The state to record once this run's setup step reached the formed cluster."""
+        return planned_state(config, formed=True, seeds=seeds, drained=tuple(n.name for n in self.removed))
+
+
+def is_master(roles: Sequence[str]) -> bool:
+    return "master" in roles
+
+
+def holds_data(roles: Sequence[str]) -> bool:
+    return bool(DATA_ROLES & set(roles))
+
+
+def rollout_order(nodes: Mapping[str, Sequence[str]]) -> list[str]:
+    """Node names in the order a change restarts them: without the master role first, then master-eligible
+    (each in the plan's order)."""
+    return [n for n, roles in nodes.items() if not is_master(roles)] + [
+        n for n, roles in nodes.items() if is_master(roles)
+    ]
+
+
+def decide(config: StackConfig, previous: ClusterState | None) -> Lifecycle:
+    cluster = config.cluster
+    if previous is None or not previous.formed:
+        # `cluster.bootstrapped` adopts a cluster formed outside this stack's memory.
+        return Lifecycle(formed=cluster.bootstrapped)
+    planned = planned_state(config, formed=True).nodes
+    removed = tuple(
+        RemovedNode(name, is_master(roles), holds_data(roles))
+        for name, roles in sorted(previous.nodes.items())
+        if name not in planned
+    )
+    cleanup = tuple(name for name in previous.drained if name not in planned)
+    return Lifecycle(True, previous.seeds, removed, cleanup, upgrade=previous.version != cluster.version)
+
+
+def refused_changes(previous: ClusterState | None, config: StackConfig) -> list[str]:
+    """`key path: reason` for each change from the deployed cluster that cannot be made safely."""
+    if previous is None:
+        return []
+    planned = planned_state(config, formed=previous.formed)
+    return [
+        *_identity_changes(previous, planned),
+        *_version_changes(previous.version, planned.version),
+        *_node_changes(previous, planned),
+        *_storage_changes(previous, planned, config),
+    ]
+
+
+def _identity_changes(previous: ClusterState, planned: ClusterState) -> list[str]:
+    errors = []
+    if planned.cluster_name != previous.cluster_name:
+        errors.append(
+            f"cluster.name: the stack runs cluster {previous.cluster_name}; another name would start a new, empty "
+            f"cluster beside its data (kept in {previous.cluster_name}'s volumes). Deploy a new cluster in a new stack"
+        )
+    if previous.namespace is not None and planned.namespace != previous.namespace:
+        errors.append(
+            f"kubernetes.namespace: the cluster's data claims are in namespace {previous.namespace}; pods in "
+            f"{planned.namespace} would start on empty volumes, without the cluster"
+        )
+    return errors
+
+
+def _version_changes(running: str, wanted: str) -> list[str]:
+    before, after = version_tuple(running), version_tuple(wanted)
+    if after < before:
+        return [
+            f"cluster.version: {wanted} is older than the running {running}; Elasticsearch cannot downgrade a node "
+            "(restore a snapshot into a new cluster instead)"
+        ]
+    if after[0] > before[0] + 1:
+        return [f"cluster.version: {running} cannot upgrade to {wanted} in one step; upgrade one major at a time"]
+    floor = major_upgrade_floor(after) if after[0] == before[0] + 1 else None
+    if floor is not None and before < floor:
+        needed = f"{floor[0]}.{floor[1]}"
+        return [
+            f"cluster.version: {wanted} can only be reached from {needed} or newer; upgrade the running "
+            f"{running} to the latest {needed}.x first"
+        ]
+    return []
+
+
+def _node_changes(previous: ClusterState, planned: ClusterState) -> list[str]:
+    errors = []
+    previous_masters = [name for name, roles in previous.nodes.items() if is_master(roles)]
+    leaving = sorted(name for name in previous_masters if name not in planned.nodes)
+    if leaving and len(leaving) * 2 >= len(previous_masters):
+        errors.append(
+            f"cluster.node_groups: removes {len(leaving)} of the {len(previous_masters)} master-eligible nodes "
+            f"({', '.join(leaving)}); removing half or more at once loses the cluster's quorum. Remove fewer per `up`"
+        )
+    had_data = any(holds_data(roles) for roles in previous.nodes.values())
+    if had_data and not any(holds_data(roles) for roles in planned.nodes.values()):
+        errors.append(
+            "cluster.node_groups: removes the last node with a data role; the cluster's data has nowhere to go"
+        )
+    for name, roles in planned.nodes.items():
+        before = previous.nodes.get(name)
+        if before is not None and holds_data(before) and not holds_data(roles):
+            errors.append(
+                f"cluster.node_groups: {name} would lose its data role while holding shards, and Elasticsearch "
+                "refuses to start it so; add a node group with the new roles and remove this one"
+            )
+    return errors
+
+
+def _storage_changes(previous: ClusterState, planned: ClusterState, config: StackConfig) -> list[str]:
+    errors = []
+    for index, group in enumerate(config.cluster.node_groups):
+        name = f"{config.cluster.name}-{group.name}"
+        before, after = previous.storage.get(name), planned.storage.get(name)
+        if before is None or after is None:
+            continue
+        if after.size_bytes < before.size_bytes:
+            errors.append(
+                f"cluster.node_groups[{index}].storage: {jvm_size(after.size_bytes)} is smaller than the "
+                f"{jvm_size(before.size_bytes)} the data volumes have; Kubernetes cannot shrink a volume claim"
+            )
+        if after.storage_class != before.storage_class:
+            was = before.storage_class or "the default class"
+            errors.append(
+                f"kubernetes.storage_class: node group {group.name} keeps its data on {was}; a claim cannot move "
+                "to another class (to move the data, add a node group on the new class, let the shards move, "
+                "then remove the old group)"
+            )
+    return errors
