@@ -14,7 +14,9 @@ changes, provider/pkg/provider/diff.go forceNewProperties):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -58,6 +60,8 @@ def _config_file(name: str) -> dict[str, Any]:
 
 class ElasticsearchNodeSet(pulumi.ComponentResource):
     statefulset: k8s.apps.v1.StatefulSet
+    # Changes exactly when the pod template does (a restart of every pod, one at a time).
+    template_digest: pulumi.Output[str]
 
     def __init__(
         self,
@@ -68,8 +72,10 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
         ca_cert_pem: pulumi.Input[str],
         certificates: Mapping[str, IssuedCertificate],
         file_realm_secret: pulumi.Input[str],
+        after: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`after`: what the StatefulSet waits for (the drain of the nodes this run removes)."""
         super().__init__(component_type("ElasticsearchNodeSet"), group.statefulset, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         # The namespace is the Namespace resource's output, so every object here waits for it.
@@ -107,6 +113,100 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
                     "securityContext": SYSCTL_SECURITY,
                 }
             )
+        spec: dict[str, Any] = {
+            "serviceName": plan.headless_service,
+            "replicas": group.replicas,
+            # Parallel: an OrderedReady start deadlocks, as pod 0 waits for a cluster that needs pod 1.
+            "podManagementPolicy": "Parallel",
+            # A new template restarts no pod by itself: the roll task restarts them one at a time
+            # across every StatefulSet (components/k8s_rolling.py), as ECK does.
+            "updateStrategy": {"type": "OnDelete"},
+            "selector": {"matchLabels": labels},
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "securityContext": {"fsGroup": ES_UID},
+                    "affinity": {"podAntiAffinity": _anti_affinity(k8s_settings.anti_affinity, plan.cluster_labels)},
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+                    "initContainers": init_containers,
+                    "containers": [
+                        {
+                            "name": "elasticsearch",
+                            "image": f"{ES_IMAGE}:{plan.version}",
+                            "securityContext": ES_CONTAINER_SECURITY,
+                            "env": [
+                                {
+                                    "name": POD_NAME_ENV,
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                                },
+                                {"name": "ES_JAVA_OPTS", "value": group.jvm_options},
+                            ],
+                            "ports": [
+                                {"name": "https", "containerPort": HTTP_PORT},
+                                {"name": "transport", "containerPort": TRANSPORT_PORT},
+                            ],
+                            "resources": {"requests": {"memory": memory}, "limits": {"memory": memory}},
+                            "readinessProbe": {
+                                "exec": {
+                                    "command": [
+                                        "bash",
+                                        "-c",
+                                        es_readiness_script(plan.tls.ca, f"{PROBE_DIR}/probe.curlrc"),
+                                    ]
+                                },
+                                "initialDelaySeconds": 10,
+                                "periodSeconds": 10,
+                                "timeoutSeconds": 5,
+                                "failureThreshold": 3,
+                            },
+                            "volumeMounts": [
+                                {"name": DATA_CLAIM, "mountPath": ES_DATA_DIR},
+                                _config_file("elasticsearch.yml"),
+                                _config_file("users_roles"),
+                                _config_file("roles.yml"),
+                                {
+                                    "name": "file-realm",
+                                    "mountPath": f"{ES_CONFIG_DIR}/users",
+                                    "subPath": "users",
+                                },
+                                {"name": "probe", "mountPath": PROBE_DIR, "readOnly": True},
+                                {"name": "certs", "mountPath": CERTS_DIR, "readOnly": True},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": settings.metadata.name}},
+                        {"name": "certs", "secret": {"secretName": certs.metadata.name, "defaultMode": 0o440}},
+                        {
+                            "name": "file-realm",
+                            "secret": {"secretName": file_realm_secret, "defaultMode": 0o440},
+                        },
+                        {
+                            "name": "probe",
+                            "secret": {
+                                "secretName": file_realm_secret,
+                                "defaultMode": 0o440,
+                                "items": [{"key": "probe.curlrc", "path": "probe.curlrc"}],
+                            },
+                        },
+                    ],
+                },
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": DATA_CLAIM, "labels": labels},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "storageClassName": k8s_settings.storage_class,
+                        "resources": {"requests": {"storage": kubernetes_quantity(group.storage_bytes)}},
+                    },
+                }
+            ],
+        }
+        self.template_digest = pulumi.Output.from_input(spec["template"]).apply(
+            lambda template: hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
+        )
         self.statefulset = k8s.apps.v1.StatefulSet(
             name,
             metadata=manifest(
@@ -117,101 +217,11 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
                     "annotations": await_timeout(group.await_timeout_seconds),
                 }
             ),
-            spec=manifest(
-                {
-                    "serviceName": plan.headless_service,
-                    "replicas": group.replicas,
-                    # Parallel: an OrderedReady start deadlocks, as pod 0 waits for a cluster that needs pod 1.
-                    "podManagementPolicy": "Parallel",
-                    "updateStrategy": {"type": "RollingUpdate"},
-                    "selector": {"matchLabels": labels},
-                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "securityContext": {"fsGroup": ES_UID},
-                            "affinity": {
-                                "podAntiAffinity": _anti_affinity(k8s_settings.anti_affinity, plan.cluster_labels)
-                            },
-                            "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                            "initContainers": init_containers,
-                            "containers": [
-                                {
-                                    "name": "elasticsearch",
-                                    "image": f"{ES_IMAGE}:{plan.version}",
-                                    "securityContext": ES_CONTAINER_SECURITY,
-                                    "env": [
-                                        {
-                                            "name": POD_NAME_ENV,
-                                            "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
-                                        },
-                                        {"name": "ES_JAVA_OPTS", "value": group.jvm_options},
-                                    ],
-                                    "ports": [
-                                        {"name": "https", "containerPort": HTTP_PORT},
-                                        {"name": "transport", "containerPort": TRANSPORT_PORT},
-                                    ],
-                                    "resources": {"requests": {"memory": memory}, "limits": {"memory": memory}},
-                                    "readinessProbe": {
-                                        "exec": {
-                                            "command": [
-                                                "bash",
-                                                "-c",
-                                                es_readiness_script(plan.tls.ca, f"{PROBE_DIR}/probe.curlrc"),
-                                            ]
-                                        },
-                                        "initialDelaySeconds": 10,
-                                        "periodSeconds": 10,
-                                        "timeoutSeconds": 5,
-                                        "failureThreshold": 3,
-                                    },
-                                    "volumeMounts": [
-                                        {"name": DATA_CLAIM, "mountPath": ES_DATA_DIR},
-                                        _config_file("elasticsearch.yml"),
-                                        _config_file("users_roles"),
-                                        _config_file("roles.yml"),
-                                        {
-                                            "name": "file-realm",
-                                            "mountPath": f"{ES_CONFIG_DIR}/users",
-                                            "subPath": "users",
-                                        },
-                                        {"name": "probe", "mountPath": PROBE_DIR, "readOnly": True},
-                                        {"name": "certs", "mountPath": CERTS_DIR, "readOnly": True},
-                                    ],
-                                }
-                            ],
-                            "volumes": [
-                                {"name": "config", "configMap": {"name": settings.metadata.name}},
-                                {"name": "certs", "secret": {"secretName": certs.metadata.name, "defaultMode": 0o440}},
-                                {
-                                    "name": "file-realm",
-                                    "secret": {"secretName": file_realm_secret, "defaultMode": 0o440},
-                                },
-                                {
-                                    "name": "probe",
-                                    "secret": {
-                                        "secretName": file_realm_secret,
-                                        "defaultMode": 0o440,
-                                        "items": [{"key": "probe.curlrc", "path": "probe.curlrc"}],
-                                    },
-                                },
-                            ],
-                        },
-                    },
-                    "volumeClaimTemplates": [
-                        {
-                            "metadata": {"name": DATA_CLAIM, "labels": labels},
-                            "spec": {
-                                "accessModes": ["ReadWriteOnce"],
-                                "storageClassName": k8s_settings.storage_class,
-                                "resources": {"requests": {"storage": kubernetes_quantity(group.storage_bytes)}},
-                            },
-                        }
-                    ],
-                }
-            ),
+            spec=manifest(spec),
             # Immutable in the API: a change would replace the StatefulSet and stop every pod at once.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["spec.volumeClaimTemplates"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["spec.volumeClaimTemplates"], depends_on=list(after)
+            ),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",

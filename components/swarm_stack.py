@@ -15,7 +15,9 @@ import pulumi_docker as docker
 
 from components import component_type
 from components.certificates import ClusterCertificates
+from components.cluster_tasks import ClusterTasks
 from components.credentials import StackCredentials
+from components.rolling import RollingUpdates, spec_digest, task_stdin
 from components.setup_job import SetupJob
 from components.swarm_objects import config_file, node_label, secret_file
 from escluster.engines import parse_engine
@@ -102,19 +104,48 @@ class SwarmStack(pulumi.ComponentResource):
         self._users = secret_file(
             f"{cluster}-users", f"{ES_CONFIG_DIR}/users", credentials.file_realm_users, self._child
         )
-        self.es_services = {
-            node.name: self._es_service(plan, node, certificates, labels.get(node.swarm_node or "", []))
-            for node in plan.nodes
-        }
-        # The setup step and Kibana start with the nodes: each retries until what it needs is there.
-        self.setup = SetupJob(
-            f"{cluster}-setup",
+        # Scripts run against the cluster on the manager, joined to the overlay.
+        tasks = ClusterTasks(
             engine=parse_engine(swarm.manager),
-            ssh_opts=swarm.ssh_opts,
+            ssh_opts=tuple(swarm.ssh_opts),
             cert_path=swarm.cert_path,
             network=plan.network_name,
             image=f"{ES_IMAGE}:{plan.version}",
             es_urls=plan.es_urls,
+        )
+        rolling = RollingUpdates(
+            f"{cluster}-rolling",
+            nodes=plan.nodes,
+            lifecycle=plan.lifecycle,
+            tasks=tasks,
+            admin_stdin=task_stdin(credentials.admin_password, certificates.ca_cert_pem),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        specs = {
+            node.name: spec_digest(
+                render_yaml(node.settings),
+                node.jvm_options,
+                f"{ES_IMAGE}:{plan.version}",
+                certificates.node_certificates[node.name].cert_pem,
+                certificates.ca_cert_pem,
+                credentials.file_realm_users,
+            )
+            for node in plan.nodes
+        }
+        rolling.start(spec_digest(*(specs[node_name] for node_name in rolling.order)))
+        by_name = {node.name: node for node in plan.nodes}
+        self.es_services = {}
+        for node_name in rolling.order:
+            node = by_name[node_name]
+
+            def create(after: list[pulumi.Resource], node: NodePlan = node) -> docker.Service:
+                return self._es_service(plan, node, certificates, [*labels.get(node.swarm_node or "", []), *after])
+
+            self.es_services[node_name] = rolling.node(node, specs[node_name], create)
+        # The setup step, Kibana and a new cluster's nodes start together: each retries until what it needs is there.
+        self.setup = SetupJob(
+            f"{cluster}-setup",
+            tasks=tasks,
             logs_hint=f"docker service logs {plan.nodes[0].name}, through the manager",
             admin_password=credentials.admin_password,
             elastic_password=credentials.elastic_password,
@@ -186,7 +217,7 @@ class SwarmStack(pulumi.ComponentResource):
         plan: ClusterPlan,
         node: NodePlan,
         certificates: ClusterCertificates,
-        labels: Sequence[pulumi.Resource],
+        depends_on: Sequence[pulumi.Resource],
     ) -> docker.Service:
         cert = certificates.node_certificates[node.name]
         ports = []
@@ -228,7 +259,7 @@ class SwarmStack(pulumi.ComponentResource):
             endpoint=docker.ServiceEndpointSpecArgs(mode="dnsrr", ports=ports),
             constraints=node.placement_constraints,
             memory_bytes=node.memory_bytes,
-            depends_on=labels,
+            depends_on=depends_on,
         )
 
     def _kibana_service(

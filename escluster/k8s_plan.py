@@ -63,6 +63,11 @@ class GroupPlan:
         return f"-Xms{size} -Xmx{size}"
 
     @property
+    def roles(self) -> tuple[str, ...]:
+        roles = self.settings["node.roles"]
+        return tuple(roles) if isinstance(roles, list) else ()
+
+    @property
     def await_timeout_seconds(self) -> int:
         return STATEFULSET_BASE_TIMEOUT_SECONDS + STATEFULSET_PER_POD_TIMEOUT_SECONDS * self.replicas
 

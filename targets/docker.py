@@ -10,13 +10,15 @@ import pulumi
 import pulumi_docker as docker
 
 from components.certificates import ClusterCertificates
+from components.cluster_tasks import ClusterTasks
 from components.credentials import StackCredentials
 from components.docker_common import remote_image
 from components.elasticsearch_node import ElasticsearchNode
 from components.kibana import KibanaPair
+from components.rolling import RollingUpdates, spec_digest, task_stdin
 from components.setup_job import SetupJob
 from escluster.engines import LOCAL_ENGINE, Engine, parse_engine
-from escluster.plan import ES_IMAGE, ClusterPlan, HostPlan
+from escluster.plan import ES_IMAGE, ClusterPlan, HostPlan, NodePlan, render_yaml
 from targets import StackOutputs
 
 # The key of the local engine's resources when the stack has no docker_hosts.
@@ -82,29 +84,59 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
     certificates = ClusterCertificates(
         f"{plan.cluster_name}-certs", plan.cluster_name, plan.nodes, plan.cert_validity_hours
     )
-    # No node waits for another: they start together and find each other through discovery.
-    for node in plan.nodes:
-        ElasticsearchNode(
-            node,
-            image_id=engine_of(node.host).es_image.image_id,
-            network_name=engine_of(node.host).network.name,
-            certificate=certificates.node_certificates[node.name],
-            ca_cert_pem=certificates.ca_cert_pem,
-            file_realm_users=credentials.file_realm_users,
-            memory_lock=plan.memory_lock,
-            opts=engine_of(node.host).options,
-        )
     kibana_engine = engine_of(plan.kibana.host)
     kibana_host = plan.kibana.host
-    # The setup step, Kibana and the nodes start together: each retries until what it needs is there.
-    setup = SetupJob(
-        f"{plan.cluster_name}-setup",
+    # Scripts run against the cluster from Kibana's engine, on its network, reaching every node.
+    tasks = ClusterTasks(
         engine=parse_engine(kibana_host.engine) if kibana_host else local_engine(),
         ssh_opts=kibana_host.ssh_opts if kibana_host else (),
         cert_path=kibana_host.cert_path if kibana_host else pulumi.Config("docker").get("certPath"),
         network=plan.network_name,
         image=f"{ES_IMAGE}:{plan.version}",
         es_urls=plan.es_urls,
+    )
+    rolling = RollingUpdates(
+        f"{plan.cluster_name}-rolling",
+        nodes=plan.nodes,
+        lifecycle=plan.lifecycle,
+        tasks=tasks,
+        admin_stdin=task_stdin(credentials.admin_password, certificates.ca_cert_pem),
+    )
+    specs = {
+        node.name: spec_digest(
+            render_yaml(node.settings),
+            node.jvm_options,
+            engine_of(node.host).es_image.image_id,
+            certificates.node_certificates[node.name].cert_pem,
+            certificates.ca_cert_pem,
+            credentials.file_realm_users,
+        )
+        for node in plan.nodes
+    }
+    rolling.start(spec_digest(*(specs[name] for name in rolling.order)))
+    by_name = {node.name: node for node in plan.nodes}
+    for name in rolling.order:
+        node = by_name[name]
+
+        def create(after: list[pulumi.Resource], node: NodePlan = node) -> ElasticsearchNode:
+            return ElasticsearchNode(
+                node,
+                image_id=engine_of(node.host).es_image.image_id,
+                network_name=engine_of(node.host).network.name,
+                certificate=certificates.node_certificates[node.name],
+                ca_cert_pem=certificates.ca_cert_pem,
+                file_realm_users=credentials.file_realm_users,
+                memory_lock=plan.memory_lock,
+                opts=pulumi.ResourceOptions.merge(
+                    engine_of(node.host).options, pulumi.ResourceOptions(depends_on=after)
+                ),
+            )
+
+        rolling.node(node, specs[name], create, restarted=lambda created: created.container.id)
+    # The setup step, Kibana and a new cluster's nodes start together: each retries until what it needs is there.
+    setup = SetupJob(
+        f"{plan.cluster_name}-setup",
+        tasks=tasks,
         logs_hint=f"docker logs {plan.nodes[0].name}, on each node's engine",
         admin_password=credentials.admin_password,
         elastic_password=credentials.elastic_password,

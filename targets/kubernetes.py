@@ -10,6 +10,7 @@ from components.credentials import StackCredentials
 from components.k8s_elasticsearch import ElasticsearchNodeSet
 from components.k8s_kibana import KibanaDeployment
 from components.k8s_objects import manifest, pod_security_labels
+from components.k8s_rolling import KubernetesRoll
 from components.k8s_setup_job import KubernetesSetupJob
 from components.metallb import MetalLBPool
 from escluster.k8s_plan import KubernetesPlan
@@ -113,17 +114,24 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recrea
         fixed_ip=lb.elasticsearch_ip if lb else None,
         opts=service_opts,
     )
-    for group in plan.groups:
-        if group.replicas > 0:
-            ElasticsearchNodeSet(
-                group,
-                plan,
-                namespace=namespace_name,
-                ca_cert_pem=certificates.ca_cert_pem,
-                certificates=certificates.node_certificates,
-                file_realm_secret=file_realm.metadata.name,
-                opts=base,
-            )
+    # On a formed cluster: nodes this run removes are drained before their StatefulSets shrink, and changed
+    # pods restart one at a time after them (a new cluster's pods start together).
+    roll = KubernetesRoll(f"{plan.cluster_name}-rolling", plan, admin_password=credentials.admin_password)
+    node_sets = [
+        ElasticsearchNodeSet(
+            group,
+            plan,
+            namespace=namespace_name,
+            ca_cert_pem=certificates.ca_cert_pem,
+            certificates=certificates.node_certificates,
+            file_realm_secret=file_realm.metadata.name,
+            after=roll.before_nodes,
+            opts=base,
+        )
+        for group in plan.groups
+        if group.replicas > 0
+    ]
+    roll.roll([s.statefulset for s in node_sets], [s.template_digest for s in node_sets])
     # The setup Job and Kibana start with the nodes: each retries until what it needs is there.
     setup = KubernetesSetupJob(
         f"{plan.cluster_name}-setup",

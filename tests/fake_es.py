@@ -8,8 +8,16 @@ It answers the way Elasticsearch does where our scripts look:
 - `POST|PUT /_security/user/<name>/_password`: needs manage_security (our admin is a superuser);
   503 while there is no elected master;
 - `GET /_cluster/health`: needs `monitor`; with `wait_for_status` it answers 408 and `timed_out: true`
-  when the status is worse after the timeout (it does not wait here).
-Every request is recorded. The certificate comes from a test CA (trustme) and names every host given.
+  when the status is worse after the timeout (it does not wait here);
+- `GET /_cat/nodes?h=name`, `GET /_cat/shards?h=node`: one value per line, no header (`RestTable`); a
+  relocating shard's node reads `from -> ip id to`;
+- `GET|PUT /_cluster/settings` (persistent, `flat_settings`), `POST /_flush`, `POST|DELETE
+  /_cluster/voting_config_exclusions`: need superuser.
+The cluster moves on as it is asked: a node excluded from allocation loses `drain_per_poll` shards each
+time its shards are listed (0: it never drains); health turns green after `green_after` polls once
+allocation is enabled again (None: it stays as it is); a node in `absent_for` is missing from the node
+list for that many polls (a restart). Every request is recorded. The certificate comes from a test CA
+(trustme) and names every host given.
 """
 
 from __future__ import annotations
@@ -51,6 +59,52 @@ class FakeCluster:
     status: str = "green"
     passwords_set: dict[str, str] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)
+    shards: dict[str, int] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+    voting_exclusions: list[str] = field(default_factory=list)
+    initializing: int = 0
+    relocating: int = 0
+    drain_per_poll: int = 1
+    green_after: int | None = None
+    absent_for: dict[str, int] = field(default_factory=dict)
+    flushes: int = 0
+    # Every settings change in order, for tests that check what happened when.
+    history: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def present_nodes(self) -> list[str]:
+        for name in list(self.absent_for):
+            self.absent_for[name] -= 1
+            if self.absent_for[name] < 0:
+                del self.absent_for[name]
+        return [n for n in self.nodes if n not in self.absent_for]
+
+    def shard_lines(self) -> list[str]:
+        excluded = set(filter(None, self.settings.get("cluster.routing.allocation.exclude._name", "").split(",")))
+        lines = []
+        for node, count in self.shards.items():
+            if node in excluded and count:
+                moved = min(count, self.drain_per_poll)
+                self.shards[node] = count - moved
+                if moved:
+                    lines.append(f"{node} -> 10.0.0.9 xyz other-node")
+            lines += [node] * self.shards[node]
+        return lines
+
+    def health(self) -> dict[str, Any]:
+        if self.green_after is not None and self.settings.get("cluster.routing.allocation.enable") is None:
+            self.green_after -= 1
+            if self.green_after <= 0:
+                self.status, self.initializing, self.relocating = "green", 0, 0
+        status = self.status if self.formed else "red"
+        return {
+            "cluster_name": "fake",
+            "status": status,
+            "number_of_nodes": len(self.nodes),
+            "unassigned_shards": 0 if status == "green" else 1,
+            "initializing_shards": self.initializing,
+            "relocating_shards": self.relocating,
+        }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -67,6 +121,14 @@ class _Handler(BaseHTTPRequestHandler):
         name, _, password = base64.b64decode(header[6:]).decode().partition(":")
         known = self.cluster.users.get(name)
         return (name if known and known[0] == password else None), True
+
+    def _text(self, lines: list[str]) -> None:
+        data = "".join(f"{line}\n" for line in lines).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _send(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
@@ -109,14 +171,44 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, {})
         elif parts == ["_cluster", "health"] and method == "GET":
             self._health(parse_qs(url.query))
+        elif parts == ["_cat", "nodes"] and method == "GET":
+            self._text(self.cluster.present_nodes())
+        elif parts == ["_cat", "shards"] and method == "GET":
+            self._text(self.cluster.shard_lines())
+        elif privileges != "superuser":
+            self._error(403, f"action [{method} {url.path}] is unauthorized for user [{user}]")
+        elif parts == ["_cluster", "settings"]:
+            self._settings(method, body)
+        elif parts == ["_flush"] and method == "POST":
+            self.cluster.flushes += 1
+            self._send(200, {"_shards": {"failed": 0}})
+        elif parts == ["_cluster", "voting_config_exclusions"]:
+            if method == "POST":
+                self.cluster.voting_exclusions += parse_qs(url.query)["node_names"][0].split(",")
+            else:
+                self.cluster.voting_exclusions.clear()
+            self.cluster.history.append(("voting_config_exclusions", ",".join(self.cluster.voting_exclusions)))
+            self._send(200, {})
         else:
             self._send(404, {"error": f"the fake does not answer {method} {url.path}"})
 
+    def _settings(self, method: str, body: str) -> None:
+        if method == "PUT":
+            for key, value in json.loads(body)["persistent"].items():
+                self.cluster.history.append((key, value))
+                if value is None:
+                    self.cluster.settings.pop(key, None)
+                else:
+                    self.cluster.settings[key] = value
+            self._send(200, {"acknowledged": True, "persistent": json.loads(body)["persistent"], "transient": {}})
+        else:
+            self._send(200, {"persistent": dict(self.cluster.settings), "transient": {}})
+
     def _health(self, query: Mapping[str, list[str]]) -> None:
-        status = self.cluster.status if self.cluster.formed else "red"
+        health = self.cluster.health()
         wanted = query.get("wait_for_status", [None])[0]
-        timed_out = wanted is not None and STATUS_ORDER[status] < STATUS_ORDER[wanted]
-        self._send(408 if timed_out else 200, {"cluster_name": "fake", "status": status, "timed_out": timed_out})
+        timed_out = wanted is not None and STATUS_ORDER[health["status"]] < STATUS_ORDER[wanted]
+        self._send(408 if timed_out else 200, {**health, "timed_out": timed_out})
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -126,6 +218,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
 
 
 @dataclass(frozen=True)

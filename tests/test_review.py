@@ -224,7 +224,7 @@ def remove(doc: dict[str, Any]) -> None:
         ("prod", "prod-es", lambda d: d["inputs"]["spec"].update(replicas=5), False),
         ("prod", "prod-es", lambda d: d["inputs"]["spec"].update(replicas=2), True),
         ("prod", "prod-es", lambda d: d["inputs"]["spec"].update(replicas=0), True),
-        ("prod", "prod-es", lambda d: d["inputs"]["spec"]["updateStrategy"].update(type="OnDelete"), False),
+        ("prod", "prod-es", lambda d: d["inputs"]["spec"]["updateStrategy"].update(type="RollingUpdate"), False),
         ("prod", "prod-es", lambda d: d["inputs"]["spec"]["volumeClaimTemplates"][0]["spec"].update(x=1), True),
         ("prod", "prod-es", lambda d: d["inputs"]["spec"]["template"]["spec"].update(priorityClassName="x"), True),
         ("prod", "prod-kibana", lambda d: d["inputs"]["spec"]["template"]["spec"].update(priorityClassName="x"), False),

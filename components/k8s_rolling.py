@@ -1,0 +1,97 @@
+"""KubernetesRoll: on a formed cluster, one Elasticsearch pod restarts at a time across every StatefulSet.
+
+The StatefulSets use `updateStrategy: OnDelete` (as ECK's do): a new pod template changes no pod by
+itself, and pulumi-kubernetes' await then checks only that the pods are ready (provider/pkg/await
+statefulset.go skips the revision check for OnDelete on an update). The roll task, run after them from
+the machine running `pulumi up` with `kubectl` (the stack's context), restarts the pods that run an old
+revision in Elastic's order, gating each (escluster/rolling.py). Before nodes are removed (fewer replicas,
+or a node group gone), a drain task moves their shards off and takes masters out of the voting
+configuration, and the StatefulSets wait for it; the next `up` clears those exclusions. A new cluster
+gets none of this: its pods start together.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_command as command
+import pulumi_kubernetes as k8s
+
+from components import component_type
+from components.rolling import spec_digest
+from escluster.changes import rollout_order
+from escluster.k8s_plan import CERTS_DIR, KubernetesPlan
+from escluster.rolling import LIBRARY, Drained, cleanup_script, drain_script, kubectl_preamble, kubernetes_roll_script
+from escluster.scripts import curl_config_user
+from escluster.security import ADMIN_USER
+
+BASH = ["/bin/bash", "-c"]
+
+
+def kubectl_command(context: str | None, namespace: str) -> str:
+    return shlex.join(["kubectl", *(["--context", context] if context else []), "--namespace", namespace])
+
+
+class KubernetesRoll(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        plan: KubernetesPlan,
+        *,
+        admin_password: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(component_type("KubernetesRoll"), name, None, opts)
+        self._plan, self._name = plan, name
+        selector = ",".join(f"{key}={value}" for key, value in plan.cluster_labels.items())
+        self._preamble = (
+            kubectl_preamble(kubectl_command(plan.settings.context, plan.namespace), selector, f"{CERTS_DIR}/ca.crt")
+            + LIBRARY
+        )
+        self._stdin: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.from_input(admin_password).apply(lambda pw: curl_config_user(ADMIN_USER, pw))
+        )
+        self._last: pulumi.Resource | None = None
+        lifecycle = plan.lifecycle
+        if lifecycle.formed and lifecycle.cleanup:
+            self._task(f"{name}-cleanup", cleanup_script(lifecycle.cleanup))
+        if lifecycle.formed and lifecycle.removed:
+            self._task(f"{name}-drain", drain_script([Drained(n.name, n.master_eligible) for n in lifecycle.removed]))
+        self.register_outputs({})
+
+    @property
+    def before_nodes(self) -> list[pulumi.Resource]:
+        """What the StatefulSets wait for: the nodes this run removes are drained first."""
+        return [self._last] if self._last else []
+
+    def _task(
+        self, name: str, script: str, environment: dict[str, pulumi.Input[str]] | None = None
+    ) -> command.local.Command:
+        task = command.local.Command(
+            name,
+            create=self._preamble + script,
+            interpreter=BASH,
+            stdin=self._stdin,
+            environment=environment,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._last] if self._last else []),
+        )
+        self._last = task
+        return task
+
+    def roll(self, statefulsets: Sequence[k8s.apps.v1.StatefulSet], templates: Sequence[pulumi.Input[str]]) -> None:
+        """After the StatefulSets: restart the pods on an old revision, one at a time (a formed cluster).
+        `templates`: a digest of each StatefulSet's pod template; a new one runs the roll again."""
+        plan = self._plan
+        if not plan.lifecycle.formed or not statefulsets:
+            return
+        roles = {group.statefulset: group.roles for group in plan.groups if group.replicas > 0}
+        command.local.Command(
+            f"{self._name}-roll",
+            create=self._preamble + kubernetes_roll_script(rollout_order(roles), plan.lifecycle.upgrade),
+            interpreter=BASH,
+            stdin=self._stdin,
+            environment={"ES_POD_TEMPLATES": spec_digest(*templates)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(statefulsets)),
+        )

@@ -1,0 +1,129 @@
+"""RollingUpdates (Docker and Swarm): on a formed cluster, one Elasticsearch node changes at a time.
+
+Pulumi runs independent steps in parallel; a resource waits only for the ones it depends on (its
+registration waits for their steps to finish). So, on a formed cluster, a chain of cluster tasks
+(components/cluster_tasks.py, scripts in escluster/rolling.py):
+
+    cleanup (of the last run's removed nodes) → drain (of this run's) → baseline (health before)
+      → prepare(node 1) → node 1 → gate(node 1) → prepare(node 2) → node 2 → gate(node 2) → …
+
+in Elastic's order (nodes without the master role first). A prepare runs when its node's spec changes; a
+gate when its node's spec or its container changes (Docker replaces a container; swarm updates a
+service in place, which restarts its task), and also when it is created (a node added, or the first
+`up` after the cluster formed). A gate that does not pass fails the `up`: no later node is touched,
+and the next `up` runs the gate again. Nodes removed by this run are deleted by Pulumi after every step
+of the run, so after the drain. A new cluster gets none of this: its nodes start together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import pulumi
+import pulumi_command as command
+
+from components import component_type
+from components.cluster_tasks import TASK_DIR, ClusterTasks
+from escluster.changes import Lifecycle, rollout_order
+from escluster.plan import NodePlan
+from escluster.rolling import (
+    LIBRARY,
+    Drained,
+    admin_stdin,
+    baseline_script,
+    cleanup_script,
+    container_preamble,
+    drain_script,
+    gate_script,
+    prepare_script,
+)
+from escluster.scripts import curl_config_user
+from escluster.security import ADMIN_USER
+
+NodeResource = TypeVar("NodeResource", bound=pulumi.Resource)
+
+
+def task_stdin(admin_password: pulumi.Input[str], ca_cert_pem: pulumi.Input[str]) -> pulumi.Output[str]:
+    """What the rolling scripts read on standard input: the admin's curl config line, then the CA."""
+    return pulumi.Output.secret(
+        pulumi.Output.all(admin_password, ca_cert_pem).apply(
+            lambda values: admin_stdin(curl_config_user(ADMIN_USER, values[0]), values[1])
+        )
+    )
+
+
+def spec_digest(*parts: pulumi.Input[str]) -> pulumi.Output[str]:
+    """A short digest of what a node runs: it changes when the node must restart."""
+    return pulumi.Output.all(*parts).apply(
+        lambda values: hashlib.sha256("\0".join(str(v) for v in values).encode()).hexdigest()[:16]
+    )
+
+
+class RollingUpdates(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        *,
+        nodes: Sequence[NodePlan],
+        lifecycle: Lifecycle,
+        tasks: ClusterTasks,
+        admin_stdin: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """`admin_stdin`: the admin's curl config line and the CA, as the scripts read them."""
+        super().__init__(component_type("RollingUpdates"), name, None, opts)
+        self._prefix, self._tasks, self._stdin, self._lifecycle = name, tasks, admin_stdin, lifecycle
+        self._preamble = container_preamble(tasks.es_urls, TASK_DIR) + LIBRARY
+        self.order = rollout_order({node.name: node.roles for node in nodes})
+        self._last: pulumi.Resource | None = None
+        self._target: pulumi.Output[str] | None = None
+        if lifecycle.formed:
+            if lifecycle.cleanup:
+                self._last = self._task(f"{name}-cleanup", cleanup_script(lifecycle.cleanup))
+            if lifecycle.removed:
+                drained = [Drained(n.name, n.master_eligible) for n in lifecycle.removed]
+                self._last = self._task(f"{name}-drain", drain_script(drained))
+        self.register_outputs({})
+
+    def _task(
+        self, name: str, script: pulumi.Input[str], environment: dict[str, pulumi.Input[str]] | None = None
+    ) -> command.local.Command:
+        body = pulumi.Output.from_input(script).apply(lambda text: self._preamble + text)
+        task = self._tasks.command(
+            name,
+            body,
+            stdin=self._stdin,
+            environment=environment,
+            depends_on=[self._last] if self._last else [],
+            parent=self,
+        )
+        self._last = task
+        return task
+
+    def start(self, all_specs: pulumi.Input[str]) -> None:
+        """Before the first node: the cluster's health, the target every gate waits for (run again when
+        any node's spec changes)."""
+        if self._lifecycle.formed:
+            baseline = self._task(f"{self._prefix}-health-before", baseline_script(), {"ES_NODE_SPECS": all_specs})
+            self._target = baseline.stdout.apply(lambda out: out.strip().splitlines()[-1] if out.strip() else "green")
+
+    def node(
+        self,
+        node: NodePlan,
+        spec: pulumi.Output[str],
+        create: Callable[[list[pulumi.Resource]], NodeResource],
+        restarted: Callable[[NodeResource], pulumi.Input[str]] = lambda _: "",
+    ) -> NodeResource:
+        """Create the node with `create(dependencies)`, between its prepare and its gate on a formed cluster.
+        `restarted`: a value of the created node that changes when it is replaced (a container's id)."""
+        if not self._lifecycle.formed:
+            return create([])
+        prepare = self._task(f"{node.name}-prepare", prepare_script(node.name), {"ES_NODE_SPEC": spec})
+        created = create([prepare])
+        target = self._target if self._target is not None else pulumi.Output.from_input("green")
+        gate = target.apply(lambda status: gate_script(node.name, status, self._lifecycle.upgrade))
+        self._last = created
+        self._task(f"{node.name}-gate", gate, {"ES_NODE_SPEC": spec, "ES_NODE_RUN": restarted(created)})
+        return created

@@ -1,0 +1,185 @@
+"""The gate, drain, cleanup and baseline scripts (escluster/rolling.py), run as the Elasticsearch image's
+user in the container preamble against the fake Elasticsearch (tests/fake_es.py): a cluster that comes
+back, one that never turns green, a node that never drains, one that never rejoins, and no cluster at all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from escluster.rolling import (
+    ALLOCATION_ENABLE,
+    ALLOCATION_EXCLUDE,
+    LIBRARY,
+    POLL_SECONDS,
+    Drained,
+    baseline_script,
+    cleanup_script,
+    container_preamble,
+    drain_script,
+    gate_script,
+    prepare_script,
+)
+from escluster.scripts import curl_config_user
+from escluster.security import ADMIN_USER
+from tests.contracts.conditions import ELASTICSEARCH_USER, run_as
+from tests.fake_es import FakeCluster, fake_elasticsearch
+
+ADMIN_PASSWORD = "admin-password-1"
+FAST = 2  # seconds a test lets a script wait before it gives up
+
+
+@pytest.fixture
+def run_dir() -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="escluster-rolling-"))
+    directory.chmod(0o755)
+    (directory / "files").mkdir()
+    os.chown(directory / "files", 1000, 0)
+    (directory / "files").chmod(0o700)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory)
+
+
+def cluster(**fields: object) -> FakeCluster:
+    return FakeCluster(users={ADMIN_USER: (ADMIN_PASSWORD, "superuser")}, **fields)  # type: ignore[arg-type]
+
+
+def fast(script: str) -> str:
+    """The script, polling every tenth of a second instead of every five."""
+    return script.replace(f"sleep {POLL_SECONDS}", "sleep 0.1")
+
+
+def run(body: str, fake: FakeCluster | None, run_dir: Path) -> tuple[int, str, str]:
+    """`body` after the container preamble and the library, as uid 1000:0, polling fast."""
+    admin = curl_config_user(ADMIN_USER, ADMIN_PASSWORD)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(run_dir), "CURL_HOME": str(run_dir)}
+    if fake is None:
+        script = fast(container_preamble(["https://127.0.0.1:9"], str(run_dir / "files")) + LIBRARY + body)
+        result = run_as(ELASTICSEARCH_USER, ["bash", "-c", script], env=env, stdin=admin + "no CA\n")
+        return result.returncode, result.stdout, result.stderr
+    with fake_elasticsearch(fake, ["node-0"], run_dir) as server:
+        script = fast(container_preamble([f"https://localhost:{server.port}"], str(run_dir / "files")) + LIBRARY + body)
+        result = run_as(ELASTICSEARCH_USER, ["bash", "-c", script], env=env, stdin=admin + server.ca_pem)
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_baseline_reports_the_status(run_dir: Path) -> None:
+    code, out, _ = run(baseline_script(), cluster(status="yellow"), run_dir)
+    assert code == 0 and out.strip() == "yellow"
+
+
+def test_baseline_refuses_a_red_cluster(run_dir: Path) -> None:
+    code, _, err = run(baseline_script(), cluster(status="red"), run_dir)
+    assert code == 1 and "not touching a red cluster" in err
+
+
+def test_baseline_refuses_when_no_node_answers(run_dir: Path) -> None:
+    code, _, err = run(baseline_script(), None, run_dir)
+    assert code == 1 and "no node answered" in err
+
+
+def test_prepare_keeps_replicas_in_place_and_flushes(run_dir: Path) -> None:
+    fake = cluster()
+    code, _, _ = run(prepare_script("node-1"), fake, run_dir)
+    assert code == 0
+    assert fake.settings[ALLOCATION_ENABLE] == "primaries" and fake.flushes == 1
+
+
+def test_the_gate_waits_for_the_node_and_green_then_reenables_allocation(run_dir: Path) -> None:
+    fake = cluster(
+        nodes=["node-0", "node-1"],
+        status="yellow",
+        initializing=1,
+        green_after=3,
+        absent_for={"node-1": 2},
+        settings={ALLOCATION_ENABLE: "primaries"},
+    )
+    code, out, err = run(gate_script("node-1", "green", upgrade=False), fake, run_dir)
+    assert code == 0, err
+    assert "node-1 is back and the cluster is green" in out
+    assert ALLOCATION_ENABLE not in fake.settings
+    assert fake.history == [(ALLOCATION_ENABLE, None)], "allocation was re-enabled before the node rejoined"
+
+
+def test_the_gate_stops_the_roll_on_a_cluster_that_never_turns_green(run_dir: Path) -> None:
+    fake = cluster(nodes=["node-0", "node-1"], status="yellow", green_after=None)
+    code, _, err = run(gate_script("node-1", "green", upgrade=False, timeout_seconds=FAST), fake, run_dir)
+    assert code == 1
+    assert "after node-1 restarted, the cluster did not get back to green" in err
+    assert "the cluster is yellow (2 nodes" in err and "No further node was changed" in err
+
+
+def test_an_upgrade_goes_on_when_yellow_shards_stay_put(run_dir: Path) -> None:
+    """During a version upgrade, replicas of upgraded primaries cannot go to older nodes: yellow with no
+    initializing or relocating shard is as good as it gets until the last data node is upgraded."""
+    fake = cluster(nodes=["node-0", "node-1"], status="yellow", green_after=None)
+    code, _, err = run(gate_script("node-1", "green", upgrade=True, timeout_seconds=FAST), fake, run_dir)
+    assert code == 0, err
+    moving = cluster(nodes=["node-0", "node-1"], status="yellow", green_after=None, relocating=2)
+    code, _, _ = run(gate_script("node-1", "green", upgrade=True, timeout_seconds=FAST), moving, run_dir)
+    assert code == 1
+
+
+def test_a_yellow_baseline_only_asks_for_yellow_again(run_dir: Path) -> None:
+    fake = cluster(nodes=["node-0"], status="yellow", green_after=None)
+    code, _, err = run(gate_script("node-0", "yellow", upgrade=False, timeout_seconds=FAST), fake, run_dir)
+    assert code == 0, err
+
+
+def test_the_gate_names_a_node_that_never_rejoins(run_dir: Path) -> None:
+    fake = cluster(nodes=["node-0", "node-1"], absent_for={"node-1": 10_000})
+    code, _, err = run(gate_script("node-1", "green", upgrade=False, timeout_seconds=FAST), fake, run_dir)
+    assert code == 1 and "node-1 did not rejoin the cluster within" in err
+    assert ALLOCATION_ENABLE not in [key for key, _ in fake.history]
+
+
+def test_the_gate_fails_on_an_unreachable_cluster(run_dir: Path) -> None:
+    code, _, err = run(gate_script("node-1", "green", upgrade=False, timeout_seconds=FAST), None, run_dir)
+    assert code == 1 and "no node answered" in err
+
+
+def test_drain_moves_the_shards_off_then_leaves_the_voting_configuration(run_dir: Path) -> None:
+    fake = cluster(nodes=["node-0", "node-1", "node-2"], shards={"node-1": 3, "node-2": 4}, drain_per_poll=2)
+    code, out, err = run(drain_script([Drained("node-1", master_eligible=True)]), fake, run_dir)
+    assert code == 0, err
+    assert fake.shards["node-1"] == 0 and fake.shards["node-2"] == 4
+    assert fake.settings[ALLOCATION_EXCLUDE] == "node-1"
+    assert fake.voting_exclusions == ["node-1"]
+    assert "node-1 holds no shard" in out
+
+
+def test_drain_keeps_earlier_exclusions_and_goes_one_node_at_a_time(run_dir: Path) -> None:
+    fake = cluster(
+        nodes=["a", "b", "c"], shards={"b": 1, "c": 1}, settings={ALLOCATION_EXCLUDE: "old"}, drain_per_poll=1
+    )
+    code, _, err = run(drain_script([Drained("b", False), Drained("c", False)]), fake, run_dir)
+    assert code == 0, err
+    assert [value for key, value in fake.history if key == ALLOCATION_EXCLUDE] == ["old,b", "old,b,c"]
+    assert fake.voting_exclusions == []
+
+
+def test_drain_stops_on_a_node_that_never_drains(run_dir: Path) -> None:
+    fake = cluster(nodes=["node-0", "node-1"], shards={"node-1": 3}, drain_per_poll=0)
+    code, _, err = run(drain_script([Drained("node-1", False)], timeout_seconds=FAST), fake, run_dir)
+    assert code == 1 and "node-1 still holds 3 shards" in err and "it stays excluded and is not removed" in err
+
+
+def test_cleanup_clears_the_exclusions_of_nodes_that_left(run_dir: Path) -> None:
+    fake = cluster(nodes=["a"], settings={ALLOCATION_EXCLUDE: "b,x,c"}, voting_exclusions=["b"])
+    code, _, err = run(cleanup_script(["b", "c"]), fake, run_dir)
+    assert code == 0, err
+    assert fake.settings[ALLOCATION_EXCLUDE] == "x" and fake.voting_exclusions == []
+
+
+def test_cleanup_waits_for_a_removed_node_to_leave(run_dir: Path) -> None:
+    fake = cluster(nodes=["a", "b"], settings={ALLOCATION_EXCLUDE: "b"})
+    code, _, err = run(cleanup_script(["b"], timeout_seconds=FAST), fake, run_dir)
+    assert code == 1 and "b was removed but is still in the cluster" in err
+    assert fake.settings[ALLOCATION_EXCLUDE] == "b"
