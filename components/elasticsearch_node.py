@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_docker as docker
 
@@ -39,8 +41,11 @@ class ElasticsearchNode(pulumi.ComponentResource):
         ca_cert_pem: pulumi.Input[str],
         file_realm_users: pulumi.Input[str],
         memory_lock: bool,
+        after: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`after`: what the container waits for (its prepare step on a formed cluster); a component's
+        depends_on would not reach it."""
         super().__init__(component_type("ElasticsearchNode"), node.name, None, opts)
         # The data outlives the container: `pulumi destroy` and replacements leave the volume in place,
         # and its fixed name lets a later `pulumi up` mount the same data again.
@@ -83,6 +88,6 @@ class ElasticsearchNode(pulumi.ComponentResource):
             ports=ports,
             **health_gated(es_healthcheck(node.tls.ca)),
             destroy_grace_seconds=STOP_GRACE_SECONDS,
-            opts=named_child(self),
+            opts=named_child(self, depends_on=list(after)),
         )
         self.register_outputs({"container_name": self.container.name, "data_volume": self.data_volume.name})

@@ -9,6 +9,7 @@ configs; keys, the program's users and Kibana's keystore values are swarm secret
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pulumi
 import pulumi_docker as docker
@@ -117,7 +118,7 @@ class SwarmStack(pulumi.ComponentResource):
             f"{cluster}-rolling",
             nodes=plan.nodes,
             lifecycle=plan.lifecycle,
-            tasks=tasks,
+            tasks=replace(tasks, es_urls=plan.master_urls),
             admin_stdin=task_stdin(credentials.admin_password, certificates.ca_cert_pem),
             opts=pulumi.ResourceOptions(parent=self),
         )

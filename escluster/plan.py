@@ -144,6 +144,12 @@ class ClusterPlan:
     def es_urls(self) -> tuple[str, ...]:
         return tuple(node.url for node in self.nodes)
 
+    @property
+    def master_urls(self) -> tuple[str, ...]:
+        """The master-eligible nodes' URLs: the ones the roll's tasks ask, which adding or removing other
+        nodes leaves as they are (a task whose inputs stay the same does not run again)."""
+        return tuple(node.url for node in self.nodes if "master" in node.roles)
+
 
 def _is_ip(text: str) -> bool:
     try:

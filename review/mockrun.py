@@ -10,12 +10,13 @@ new config id, a new image reference a new image id.
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import hashlib
 import json
 import runpy
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,10 @@ def _fake_outputs(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
             annotations = {**metadata.get("annotations", {}), "pulumi.com/autonamed": "true"}
             return {"metadata": {**metadata, "name": f"{name}-{_digest(inputs)[:8]}", "annotations": annotations}}
     if args.typ == "command:local:Command":
-        # The setup step prints the UUID of the cluster it reached.
-        return {"stdout": f"cluster_uuid=mock-{_digest(inputs)}", "stderr": ""}
+        # The setup step prints the UUID of the cluster it reached; the health baseline, a healthy status.
+        if "_security/user" in str(inputs.get("create", "")):
+            return {"stdout": f"cluster_uuid=mock-{_digest(inputs)}", "stderr": ""}
+        return {"stdout": "green", "stderr": ""}
     if args.typ == "kubernetes:batch/v1:Job":
         return {"status": {"succeeded": 1}}
     return {}
@@ -176,19 +179,29 @@ class MockProviderError(Exception):
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Mock providers, a stack whose last `up` left `previous_outputs`, and resources named in `failures`
-    whose operation fails with the given message."""
+    """Mock providers, a stack whose last `up` left `previous_outputs`, resources named in `failures` whose
+    operation fails with the given message, and resources named in `renewed` that the provider made anew
+    with the same inputs (a certificate renewed in its early-renewal window): their outputs differ."""
 
     def __init__(
-        self, previous_outputs: Mapping[str, Any] | None = None, failures: Mapping[str, str] | None = None
+        self,
+        previous_outputs: Mapping[str, Any] | None = None,
+        failures: Mapping[str, str] | None = None,
+        renewed: Collection[str] = (),
     ) -> None:
         self.previous_outputs = dict(previous_outputs or {})
         self.failures = dict(failures or {})
+        self.renewed = set(renewed)
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.name in self.failures:
             raise MockProviderError(self.failures[args.name])
-        return _fake_id(args), {**args.inputs, **_fake_outputs(args)}
+        outputs = _fake_outputs(args)
+        if args.name in self.renewed:
+            renewed = copy.copy(args)
+            renewed.inputs = {**args.inputs, "renewed": True}
+            outputs = _fake_outputs(renewed)
+        return _fake_id(args), {**args.inputs, **outputs}
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == READ_STACK_OUTPUTS:
@@ -260,11 +273,12 @@ def run_program_into(
     secret_keys: list[str] | None = None,
     previous_outputs: Mapping[str, Any] | None = None,
     failures: Mapping[str, str] | None = None,
+    renewed: Collection[str] = (),
 ) -> None:
     """Run `<root>/__main__.py` as stack `result.stack` with `config` (full `project:key` names), recording
     into `result`; a program that fails raises its error, and `result` keeps what it registered before.
     `previous_outputs`: the stack outputs of the last `up` (none: a new stack)."""
-    mocks = RecordingMocks(previous_outputs, failures)
+    mocks = RecordingMocks(previous_outputs, failures, renewed)
     # A run that failed leaves its RPCs and errors behind; start clean, as pulumi.runtime.test does.
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()

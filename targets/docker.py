@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_docker as docker
@@ -99,7 +99,7 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
         f"{plan.cluster_name}-rolling",
         nodes=plan.nodes,
         lifecycle=plan.lifecycle,
-        tasks=tasks,
+        tasks=replace(tasks, es_urls=plan.master_urls),
         admin_stdin=task_stdin(credentials.admin_password, certificates.ca_cert_pem),
     )
     specs = {
@@ -127,9 +127,8 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
                 ca_cert_pem=certificates.ca_cert_pem,
                 file_realm_users=credentials.file_realm_users,
                 memory_lock=plan.memory_lock,
-                opts=pulumi.ResourceOptions.merge(
-                    engine_of(node.host).options, pulumi.ResourceOptions(depends_on=after)
-                ),
+                after=after,
+                opts=engine_of(node.host).options,
             )
 
         rolling.node(node, specs[name], create, restarted=lambda created: created.container.id)

@@ -3,7 +3,7 @@ and records every registration; this adds the test-only stacks and failure runs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,16 @@ def render(
     stack: str,
     config: Mapping[str, Any] | None = None,
     secret_keys: list[str] | None = None,
+    *,
     previous: Mapping[str, Any] | None = None,
     failures: Mapping[str, str] | None = None,
+    renewed: Collection[str] = (),
 ) -> Render:
     """Run `__main__.py` for a stack (its yaml file, or `config` given here) and record everything.
-    `previous`: the outputs of the stack's last `up`; `failures`: resources whose creation fails."""
+    `previous`: the outputs of the stack's last `up`; `failures`: resources whose creation fails;
+    `renewed`: resources the provider made anew (a renewed certificate)."""
     result = Render(stack=stack)
-    _run(result, config, secret_keys, previous, failures)
+    _run(result, config, secret_keys, previous=previous, failures=failures, renewed=renewed)
     return result
 
 
@@ -46,13 +49,14 @@ def render_failure(
     stack: str,
     config: Mapping[str, Any] | None = None,
     secret_keys: list[str] | None = None,
+    *,
     previous: Mapping[str, Any] | None = None,
     failures: Mapping[str, str] | None = None,
 ) -> tuple[BaseException, Render]:
     """Run a program that must fail: the error, and what it registered before failing."""
     result = Render(stack=stack)
     try:
-        _run(result, config, secret_keys, previous, failures)
+        _run(result, config, secret_keys, previous=previous, failures=failures, renewed=())
     except Exception as error:
         return error, result
     raise AssertionError(f"stack {stack} rendered without an error")
@@ -62,14 +66,23 @@ def _run(
     result: Render,
     config: Mapping[str, Any] | None,
     secret_keys: list[str] | None,
+    *,
     previous: Mapping[str, Any] | None,
     failures: Mapping[str, str] | None,
+    renewed: Collection[str],
 ) -> None:
     values = read_stack_config(result.stack) if config is None else config
     security = values.get(f"{PROJECT}:security") or {}
     result.configured_secrets = {str(v) for k, v in security.items() if k.endswith("password") and v}
     run_program_into(
-        result, ROOT, PROJECT, values, secret_keys=secret_keys, previous_outputs=previous, failures=failures
+        result,
+        ROOT,
+        PROJECT,
+        values,
+        secret_keys=secret_keys,
+        previous_outputs=previous,
+        failures=failures,
+        renewed=renewed,
     )
 
 
