@@ -40,7 +40,10 @@ WAITING_TYPES = {
 }
 # What a command that waits runs: a container of ours (the setup step), a retry loop, a rollout wait.
 WAITING_COMMAND = re.compile(r"docker run|\buntil\b|\bwhile\b|rollout status")
-MAX_WAIT_CHAIN = 3
+# A new cluster: nodes, setup step and Kibana each wait for their own readiness only (MetalLB's installer,
+# when the stack installs it, waits for its chart and webhook before the pools: not the cluster's chain).
+MAX_WAIT_CHAIN = 1
+METALLB_COMPONENT = "escluster:index:MetalLBPool"
 SECRET_ENV_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
 
 
@@ -352,7 +355,7 @@ def docker_argv(command: str) -> list[str]:
     return argv
 
 
-def is_waiting(resource: Registration) -> bool:
+def resource_waits(resource: Registration) -> bool:
     if resource.type == COMMAND:
         return bool(WAITING_COMMAND.search(str(resource.inputs.get("create", ""))))
     if resource.type == CONTAINER:
@@ -363,6 +366,11 @@ def is_waiting(resource: Registration) -> bool:
 def wait_chain_length(render: Render) -> int:
     """Length of the longest chain of waiting resources, each depending (maybe through others) on the last."""
     by_urn = render.by_urn()
+    installer = {r.urn for r in render.resources if r.type == METALLB_COMPONENT}
+
+    def is_waiting(resource: Registration) -> bool:
+        return resource.parent not in installer and resource_waits(resource)
+
 
     def waiting_ancestors(urn: str, seen: frozenset[str] = frozenset()) -> set[str]:
         found: set[str] = set()

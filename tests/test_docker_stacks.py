@@ -112,7 +112,7 @@ def test_nodes_setup_step_and_kibana_start_together() -> None:
     by_urn = compose.by_urn()
     setup = compose.named("docker-cluster-setup")
     assert setup.type == rules.COMMAND
-    waiting = {r.urn for r in compose.resources if rules.is_waiting(r)}
+    waiting = {r.urn for r in compose.resources if rules.resource_waits(r)}
     assert setup.urn in waiting
     for resource in [setup, *rules.es_containers(compose), *rules.kibana_containers(compose)]:
         assert not set(resource.dependencies) & waiting, f"{resource.name} waits for another workload"

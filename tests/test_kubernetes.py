@@ -79,7 +79,7 @@ def test_statefulset_setup_job_and_kibana_start_together() -> None:
     result = rendered("prod")
     job, kibana, statefulset = result.named("prod-setup"), result.named("prod-kibana"), result.named("prod-es")
     for resource in (job, kibana, statefulset):
-        assert not [d for d in resource.dependencies if rules.is_waiting(result.by_urn()[d])]
+        assert not [d for d in resource.dependencies if rules.resource_waits(result.by_urn()[d])]
     assert rules.wait_chain_length(result) == 1
     assert kibana.inputs["spec"]["replicas"] == 2
 
