@@ -18,6 +18,8 @@ config = load_stack_config()
 previous = read_previous_state()
 check_changes(previous, config)
 lifecycle = decide(config, previous)
+if lifecycle.ca.step():
+    pulumi.log.warn(lifecycle.ca.step())
 
 credentials = StackCredentials(f"{config.cluster.name}-credentials", config.security)
 seeds: tuple[str, ...] = ()
@@ -37,6 +39,7 @@ pulumi.export("elasticsearch_url", outputs.elasticsearch_url)
 pulumi.export("kibana_url", outputs.kibana_url)
 pulumi.export("ca_certificate", outputs.ca_certificate)
 pulumi.export("elastic_password", pulumi.Output.secret(outputs.elastic_password))
+pulumi.export("certificate_expiry", outputs.certificate_expiry)
 # Known only once the setup step reached the formed cluster (and every gate passed): a failed `up` leaves
 # the last state in place. It holds no secret (the setup step's outputs are secret because its input is).
 pulumi.export(

@@ -1,18 +1,22 @@
-"""ClusterCertificates: the cluster CA and one certificate per node, made with pulumi-tls.
+"""ClusterCertificates: the cluster CAs and one certificate per node, made with pulumi-tls.
 
-They are Pulumi resources, not a container the nodes wait for, so every ES node starts at once.
+They are Pulumi resources, not a container the nodes wait for, so every ES node starts at once. In their
+last 30 days (`early_renewal_hours`) a certificate is made anew: a renewed CA keeps its key, so
+certificates it signed before still chain to it; a node certificate renewed restarts only its node.
+A new CA key (`security.ca_generation`) goes through the three steps of escluster.changes.CaPlan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_tls as tls
 
 from components import component_type
+from escluster.changes import CaPlan
 
 KEY_ALGORITHM = "RSA"
 RSA_BITS = 3072
@@ -37,9 +41,38 @@ class IssuedCertificate:
     key_pem: pulumi.Output[str]
 
 
+# A check of the running cluster against a CA certificate: (resource name, the CA's PEM, parent) -> the
+# resource that runs it; an `up` goes on only if it passes.
+CaCheck = Callable[[str, pulumi.Output[str], pulumi.Resource], pulumi.CustomResource]
+
+
+@dataclass(frozen=True)
+class CaChecks:
+    """What a target checks during a CA rotation. `issuer` (step 3): every node presents a certificate
+    from the new CA; the trust bundle without the old CA exists only once it passed. `trust` (step 2,
+    where a bundle reaches running nodes later than the `up` that changed it): every node trusts the new
+    CA; the certificates it signed exist only once it passed."""
+
+    issuer: CaCheck
+    trust: CaCheck | None = None
+
+
+def after(check: pulumi.CustomResource | None, value: pulumi.Output[str]) -> pulumi.Output[str]:
+    """`value`, known only once `check` ran: whatever reads it waits for the check (a dependency Pulumi
+    derives from the Output), and a preview shows it as unknown while the check has not run."""
+    if check is None:
+        return value
+    return pulumi.Output.all(check.id, value).apply(lambda values: str(values[1]))
+
+
 class ClusterCertificates(pulumi.ComponentResource):
+    # Every CA certificate the nodes, Kibana and clients must trust (escluster.changes.CaPlan), one PEM file.
     ca_cert_pem: pulumi.Output[str]
+    # The CA that signs the node certificates.
+    issuing_ca_pem: pulumi.Output[str]
     node_certificates: dict[str, IssuedCertificate]
+    # When each certificate expires (RFC 3339): {"ca": {generation: time}, "nodes": {name: time}}.
+    expiry: pulumi.Output[dict[str, Any]]
 
     def __init__(
         self,
@@ -47,23 +80,43 @@ class ClusterCertificates(pulumi.ComponentResource):
         cluster_name: str,
         nodes: Sequence[CertificateSubject],
         validity_hours: int,
+        *,
+        ca: CaPlan,
+        checks: CaChecks,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(component_type("ClusterCertificates"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm=KEY_ALGORITHM, rsa_bits=RSA_BITS, opts=child)
-        ca = tls.SelfSignedCert(
-            f"{name}-ca",
-            private_key_pem=ca_key.private_key_pem,
-            is_ca_certificate=True,
-            subject=tls.SelfSignedCertSubjectArgs(common_name=f"{cluster_name} CA"),
-            validity_period_hours=validity_hours,
-            early_renewal_hours=EARLY_RENEWAL_HOURS,
-            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
-            opts=child,
+        authorities: dict[int, tuple[tls.PrivateKey, tls.SelfSignedCert]] = {}
+        for generation in ca.trusted:
+            # Generation 1 keeps the names it always had; later ones are new resources beside it.
+            suffix = "" if generation == 1 else f"-{generation}"
+            ca_key = tls.PrivateKey(f"{name}-ca-key{suffix}", algorithm=KEY_ALGORITHM, rsa_bits=RSA_BITS, opts=child)
+            ca_cert = tls.SelfSignedCert(
+                f"{name}-ca{suffix}",
+                private_key_pem=ca_key.private_key_pem,
+                is_ca_certificate=True,
+                subject=tls.SelfSignedCertSubjectArgs(common_name=f"{cluster_name} CA{suffix.replace('-', ' ')}"),
+                validity_period_hours=validity_hours,
+                early_renewal_hours=EARLY_RENEWAL_HOURS,
+                allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+                opts=child,
+            )
+            authorities[generation] = (ca_key, ca_cert)
+        # A bundle of PEM certificates in one file: Elasticsearch reads every certificate of each file in
+        # `certificate_authorities`, Kibana (Node's `ca`) every certificate of a PEM string.
+        self.ca_cert_pem = pulumi.Output.all(*(authorities[g][1].cert_pem for g in ca.trusted)).apply(
+            lambda pems: "".join(pem if pem.endswith("\n") else pem + "\n" for pem in pems)
         )
-        self.ca_cert_pem = ca.cert_pem
+        issuing_key, issuing_cert = authorities[ca.issuing]
+        self.issuing_ca_pem = issuing_cert.cert_pem
+        if ca.drop_after_check:
+            self.ca_cert_pem = after(checks.issuer(f"{name}-issuer-check", self.issuing_ca_pem, self), self.ca_cert_pem)
+        trust_check = None
+        if ca.reissuing and checks.trust is not None:
+            trust_check = checks.trust(f"{name}-trust-check", self.issuing_ca_pem, self)
         self.node_certificates = {}
+        node_expiry: dict[str, pulumi.Output[str]] = {}
         for node in nodes:
             key = tls.PrivateKey(f"{node.name}-key", algorithm=KEY_ALGORITHM, rsa_bits=RSA_BITS, opts=child)
             request = tls.CertRequest(
@@ -77,14 +130,22 @@ class ClusterCertificates(pulumi.ComponentResource):
             cert = tls.LocallySignedCert(
                 f"{node.name}-cert",
                 cert_request_pem=request.cert_request_pem,
-                ca_private_key_pem=ca_key.private_key_pem,
-                ca_cert_pem=ca.cert_pem,
+                ca_private_key_pem=issuing_key.private_key_pem,
+                ca_cert_pem=issuing_cert.cert_pem,
                 validity_period_hours=validity_hours,
                 early_renewal_hours=EARLY_RENEWAL_HOURS,
                 allowed_uses=["digital_signature", "key_encipherment", "server_auth", "client_auth"],
                 opts=child,
             )
             self.node_certificates[node.name] = IssuedCertificate(
-                cert_pem=cert.cert_pem, key_pem=pulumi.Output.secret(key.private_key_pem)
+                cert_pem=after(trust_check, cert.cert_pem),
+                key_pem=pulumi.Output.secret(after(trust_check, key.private_key_pem)),
             )
+            node_expiry[node.name] = cert.validity_end_time
+        self.expiry = pulumi.Output.from_input(
+            {
+                "ca": {str(g): authorities[g][1].validity_end_time for g in ca.trusted},
+                "nodes": node_expiry,
+            }
+        )
         self.register_outputs({"ca_cert_pem": self.ca_cert_pem})

@@ -13,17 +13,27 @@ gets none of this: its pods start together.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
 
 from components import component_type
+from components.certificates import CaCheck, CaChecks
 from components.rolling import spec_digest
 from escluster.changes import rollout_order
 from escluster.k8s_plan import CERTS_DIR, KubernetesPlan
-from escluster.rolling import LIBRARY, Drained, cleanup_script, drain_script, kubectl_preamble, kubernetes_roll_script
+from escluster.rolling import (
+    LIBRARY,
+    Drained,
+    cleanup_script,
+    drain_script,
+    kubectl_preamble,
+    kubernetes_issuer_check_script,
+    kubernetes_roll_script,
+    kubernetes_trust_check_script,
+)
 from escluster.scripts import curl_config_user
 from escluster.security import ADMIN_USER
 
@@ -79,6 +89,28 @@ class KubernetesRoll(pulumi.ComponentResource):
         )
         self._last = task
         return task
+
+    def ca_checks(self, generation: int) -> CaChecks:
+        """A pod's certificate and trust bundle are files of a Secret, which reach the running pods some time
+        after the `up` (the kubelet's sync), without a restart: step 2 of a CA rotation first checks that
+        every pod trusts the new CA, step 3 that every pod presents a certificate from it."""
+
+        def check(script: Callable[[str], str]) -> CaCheck:
+            def run(name: str, ca_pem: pulumi.Output[str], parent: pulumi.Resource) -> pulumi.CustomResource:
+                return command.local.Command(
+                    name,
+                    create=ca_pem.apply(lambda pem: self._preamble + script(pem)),
+                    interpreter=BASH,
+                    stdin=self._stdin,
+                    opts=pulumi.ResourceOptions(parent=parent),
+                )
+
+            return run
+
+        return CaChecks(
+            issuer=check(lambda pem: kubernetes_issuer_check_script(pem, generation)),
+            trust=check(lambda pem: kubernetes_trust_check_script(pem, generation, f"{CERTS_DIR}/ca.crt")),
+        )
 
     def roll(self, statefulsets: Sequence[k8s.apps.v1.StatefulSet], templates: Sequence[pulumi.Input[str]]) -> None:
         """After the StatefulSets: restart the pods on an old revision, one at a time (a formed cluster).

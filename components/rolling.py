@@ -25,6 +25,7 @@ import pulumi
 import pulumi_command as command
 
 from components import component_type
+from components.certificates import CaChecks
 from components.cluster_tasks import TASK_DIR, ClusterTasks
 from escluster.changes import Lifecycle, rollout_order
 from escluster.plan import NodePlan
@@ -37,6 +38,7 @@ from escluster.rolling import (
     container_preamble,
     drain_script,
     gate_script,
+    issuer_check_script,
     prepare_script,
 )
 from escluster.scripts import curl_config_user
@@ -59,6 +61,18 @@ def spec_digest(*parts: pulumi.Input[str]) -> pulumi.Output[str]:
     return pulumi.Output.all(*parts).apply(
         lambda values: hashlib.sha256("\0".join(str(v) for v in values).encode()).hexdigest()[:16]
     )
+
+
+def container_ca_checks(tasks: ClusterTasks, generation: int) -> CaChecks:
+    """Docker and Swarm: a node's trust bundle and certificate change when it restarts in the roll, and a
+    rotation step is recorded only once every node passed its gate; so only the last step asks the nodes
+    (the ones running, `tasks.es_urls`) which CA signed their certificate."""
+
+    def issuer(name: str, ca_pem: pulumi.Output[str], parent: pulumi.Resource) -> pulumi.CustomResource:
+        script = ca_pem.apply(lambda pem: issuer_check_script(tasks.es_urls, pem, generation, TASK_DIR))
+        return tasks.command(name, script, stdin="", parent=parent)
+
+    return CaChecks(issuer=issuer)
 
 
 class RollingUpdates(pulumi.ComponentResource):

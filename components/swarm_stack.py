@@ -63,6 +63,18 @@ def _healthcheck(test: str) -> docker.ServiceTaskSpecContainerSpecHealthcheckArg
     )
 
 
+def swarm_tasks(plan: ClusterPlan, swarm: Swarm) -> ClusterTasks:
+    """Scripts run against the cluster on the manager, joined to the overlay."""
+    return ClusterTasks(
+        engine=parse_engine(swarm.manager),
+        ssh_opts=tuple(swarm.ssh_opts),
+        cert_path=swarm.cert_path,
+        network=plan.network_name,
+        image=f"{ES_IMAGE}:{plan.version}",
+        es_urls=plan.es_urls,
+    )
+
+
 class SwarmStack(pulumi.ComponentResource):
     es_services: dict[str, docker.Service]
     kibana_service: docker.Service
@@ -74,10 +86,12 @@ class SwarmStack(pulumi.ComponentResource):
         plan: ClusterPlan,
         *,
         swarm: Swarm,
+        tasks: ClusterTasks,
         certificates: ClusterCertificates,
         credentials: StackCredentials,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`tasks`: how scripts reach the cluster (`swarm_tasks`)."""
         super().__init__(component_type("SwarmStack"), name, None, opts)
         manager = docker.Provider(
             f"{name}-manager",
@@ -104,15 +118,6 @@ class SwarmStack(pulumi.ComponentResource):
         ]
         self._users = secret_file(
             f"{cluster}-users", f"{ES_CONFIG_DIR}/users", credentials.file_realm_users, self._child
-        )
-        # Scripts run against the cluster on the manager, joined to the overlay.
-        tasks = ClusterTasks(
-            engine=parse_engine(swarm.manager),
-            ssh_opts=tuple(swarm.ssh_opts),
-            cert_path=swarm.cert_path,
-            network=plan.network_name,
-            image=f"{ES_IMAGE}:{plan.version}",
-            es_urls=plan.es_urls,
         )
         rolling = RollingUpdates(
             f"{cluster}-rolling",

@@ -42,22 +42,78 @@ class RemovedNode:
 
 
 @dataclass(frozen=True)
+class CaPlan:
+    """The cluster CAs this run uses: `trusted`, the generations in every trust bundle (oldest first);
+    `issuing`, the one that signs the node certificates. A renewal keeps a CA's key (as ECK's
+    renewCAFromExisting does), so what it signed still chains to it. A new key (a rotation) takes three
+    runs, each changing the nodes one at a time, so any two nodes, Kibana and the setup step trust each
+    other's certificates at every moment:
+    1. `introducing`: every bundle trusts both CAs, the certificates still come from the old one;
+    2. `reissuing`: the certificates come from the new CA, both still trusted;
+    3. `drop_after_check`: once every node presents a certificate from the new CA, the old one leaves."""
+
+    trusted: tuple[int, ...]
+    issuing: int
+    drop_after_check: bool = False
+
+    @property
+    def introducing(self) -> bool:
+        return len(self.trusted) > 1 and self.issuing == self.trusted[0]
+
+    @property
+    def reissuing(self) -> bool:
+        return len(self.trusted) > 1 and self.issuing == self.trusted[-1]
+
+    def step(self) -> str:
+        """What this run does of a rotation, for the operator; empty outside one."""
+        if self.drop_after_check:
+            return f"CA rotation, step 3 of 3: the old CA leaves the trust bundles (generation {self.issuing} only)"
+        if self.reissuing:
+            return (
+                f"CA rotation, step 2 of 3: node certificates re-issued by CA generation {self.issuing}; "
+                "run `pulumi up` again to drop the old CA"
+            )
+        if self.introducing:
+            return (
+                f"CA rotation, step 1 of 3: every node trusts CA generations {self.trusted[0]} and "
+                f"{self.trusted[-1]}; run `pulumi up` again to re-issue the certificates"
+            )
+        return ""
+
+
+def ca_plan(generation: int, previous: ClusterState | None) -> CaPlan:
+    """The CAs of this run, one step further than the last run's towards `generation`."""
+    if previous is None:
+        return CaPlan((generation,), generation)
+    trusted, issuing = previous.ca_trusted, previous.ca_issuing
+    if len(trusted) == 1:
+        return CaPlan((issuing,), issuing) if generation == issuing else CaPlan((issuing, generation), issuing)
+    if issuing == trusted[0]:
+        return CaPlan(trusted, trusted[-1])
+    return CaPlan((issuing,), issuing, drop_after_check=True)
+
+
+@dataclass(frozen=True)
 class Lifecycle:
     """`formed`: the cluster has formed, so nothing bootstraps and changes go one node at a time.
     `recorded_seeds`: the seed addresses the last run used. `removed`: nodes this run drains, then removes. `cleanup`:
     nodes the last run removed, whose allocation and voting exclusions this run clears.
     `upgrade`: the version changes, so between nodes a yellow cluster without moving shards will do
-    (primaries on upgraded nodes cannot have replicas on older ones)."""
+    (primaries on upgraded nodes cannot have replicas on older ones). `ca`: the CAs of this run.
+    `recorded_nodes`: the nodes of the last state, the ones running when this run starts."""
 
     formed: bool
     recorded_seeds: tuple[str, ...] = ()
     removed: tuple[RemovedNode, ...] = ()
     cleanup: tuple[str, ...] = ()
     upgrade: bool = False
+    ca: CaPlan = CaPlan((1,), 1)
+    recorded_nodes: tuple[str, ...] = ()
 
     def state(self, config: StackConfig, seeds: tuple[str, ...]) -> ClusterState:
         """The state to record once this run's setup step reached the formed cluster."""
-        return planned_state(config, formed=True, seeds=seeds, drained=tuple(n.name for n in self.removed))
+        drained = tuple(n.name for n in self.removed)
+        return planned_state(config, formed=True, seeds=seeds, drained=drained, ca=(self.ca.trusted, self.ca.issuing))
 
 
 def is_master(roles: Sequence[str]) -> bool:
@@ -78,9 +134,10 @@ def rollout_order(nodes: Mapping[str, Sequence[str]]) -> list[str]:
 
 def decide(config: StackConfig, previous: ClusterState | None) -> Lifecycle:
     cluster = config.cluster
+    ca = ca_plan(config.security.ca_generation, previous)
     if previous is None or not previous.formed:
         # `cluster.bootstrapped` adopts a cluster formed outside this stack's memory.
-        return Lifecycle(formed=cluster.bootstrapped)
+        return Lifecycle(formed=cluster.bootstrapped, ca=ca)
     planned = planned_state(config, formed=True).nodes
     removed = tuple(
         RemovedNode(name, is_master(roles), holds_data(roles))
@@ -88,7 +145,8 @@ def decide(config: StackConfig, previous: ClusterState | None) -> Lifecycle:
         if name not in planned
     )
     cleanup = tuple(name for name in previous.drained if name not in planned)
-    return Lifecycle(True, previous.seeds, removed, cleanup, upgrade=previous.version != cluster.version)
+    upgrade = previous.version != cluster.version
+    return Lifecycle(True, previous.seeds, removed, cleanup, upgrade, ca, tuple(previous.nodes))
 
 
 def refused_changes(previous: ClusterState | None, config: StackConfig) -> list[str]:
@@ -101,7 +159,22 @@ def refused_changes(previous: ClusterState | None, config: StackConfig) -> list[
         *_version_changes(previous.version, planned.version),
         *_node_changes(previous, planned),
         *_storage_changes(previous, planned, config),
+        *_ca_changes(previous, config.security.ca_generation),
     ]
+
+
+def _ca_changes(previous: ClusterState, generation: int) -> list[str]:
+    current = previous.ca_trusted[-1]
+    if len(previous.ca_trusted) > 1 and generation != current:
+        return [
+            f"security.ca_generation: the rotation to generation {current} is under way; keep {current} until "
+            "it is done (two more `pulumi up`s at most)"
+        ]
+    if generation < current:
+        return [f"security.ca_generation: {generation} is older than the CA in use ({current}); it only goes up"]
+    if generation > current + 1:
+        return [f"security.ca_generation: rotate one generation at a time ({current} to {current + 1})"]
+    return []
 
 
 def _identity_changes(previous: ClusterState, planned: ClusterState) -> list[str]:

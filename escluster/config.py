@@ -239,6 +239,12 @@ class Security(Strict):
         description="Password of the `kibana_system` user; generated when unset. Set it only with `--secret`.",
     )
     cert_validity_days: int = Field(1095, ge=1, le=3650, description="Validity of the CA and node certificates.")
+    ca_generation: int = Field(
+        1,
+        ge=1,
+        description="The cluster CA's generation. Raise it by one to rotate the CA (a new key, after a leak): "
+        "three `pulumi up`s introduce the new CA, re-issue the node certificates, then drop the old CA.",
+    )
 
 
 class Kibana(Strict):

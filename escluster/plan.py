@@ -145,6 +145,11 @@ class ClusterPlan:
         return tuple(node.url for node in self.nodes)
 
     @property
+    def running_urls(self) -> tuple[str, ...]:
+        """The URLs of the nodes kept from the last state: the ones running when this run starts."""
+        return tuple(node.url for node in self.nodes if node.name in self.lifecycle.recorded_nodes)
+
+    @property
     def master_urls(self) -> tuple[str, ...]:
         """The master-eligible nodes' URLs: the ones the roll's tasks ask, which adding or removing other
         nodes leaves as they are (a task whose inputs stay the same does not run again)."""

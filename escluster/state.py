@@ -39,6 +39,9 @@ class ClusterState:
     seeds: tuple[str, ...] = ()
     # Nodes the run that wrote this state drained and removed: their exclusions are cleared next time.
     drained: tuple[str, ...] = ()
+    # CA generations in every trust bundle (oldest first), and the one that signs the node certificates.
+    ca_trusted: tuple[int, ...] = (1,)
+    ca_issuing: int = 1
 
     def as_output(self) -> dict[str, Any]:
         return {
@@ -55,6 +58,7 @@ class ClusterState:
             },
             "seeds": list(self.seeds),
             "drained": list(self.drained),
+            "ca": {"trusted": list(self.ca_trusted), "issuing": self.ca_issuing},
         }
 
 
@@ -77,11 +81,18 @@ def parse_state(value: Any) -> ClusterState | None:
         },
         seeds=tuple(value["seeds"]),
         drained=tuple(value["drained"]),
+        ca_trusted=tuple(int(g) for g in value["ca"]["trusted"]),
+        ca_issuing=int(value["ca"]["issuing"]),
     )
 
 
 def planned_state(
-    config: StackConfig, *, formed: bool, seeds: tuple[str, ...] = (), drained: tuple[str, ...] = ()
+    config: StackConfig,
+    *,
+    formed: bool,
+    seeds: tuple[str, ...] = (),
+    drained: tuple[str, ...] = (),
+    ca: tuple[tuple[int, ...], int] | None = None,
 ) -> ClusterState:
     """The state this run deploys."""
     cluster = config.cluster
@@ -97,6 +108,18 @@ def planned_state(
         for index in range(group.count)
     }
     namespace = config.k8s.namespace if config.target is Target.kubernetes else None
+    generation = config.security.ca_generation
+    trusted, issuing = ca or ((generation,), generation)
     return ClusterState(
-        formed, cluster.name, cluster.version, config.kibana_version, nodes, storage, namespace, seeds, drained
+        formed,
+        cluster.name,
+        cluster.version,
+        config.kibana_version,
+        nodes,
+        storage,
+        namespace,
+        seeds,
+        drained,
+        trusted,
+        issuing,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime
 import gc
 import hashlib
 import json
@@ -126,6 +127,8 @@ def _pem(label: str, name: str, inputs: Mapping[str, Any]) -> str:
 
 BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
+# When the mock providers make a certificate: a fixed instant, so renders do not depend on the clock.
+MOCK_NOW = datetime.datetime(2026, 11, 23, tzinfo=datetime.UTC)
 
 
 def _bcrypt_like(name: str, inputs: Mapping[str, Any]) -> str:
@@ -140,7 +143,9 @@ def _fake_outputs(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
     if args.typ == "tls:index/privateKey:PrivateKey":
         return {"private_key_pem": _pem("PRIVATE KEY", name, inputs)}
     if args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
-        return {"cert_pem": _pem("CERTIFICATE", name, inputs)}
+        hours = int(inputs.get("validityPeriodHours", 0))
+        end = MOCK_NOW + datetime.timedelta(hours=hours)
+        return {"cert_pem": _pem("CERTIFICATE", name, inputs), "validity_end_time": end.strftime("%Y-%m-%dT%H:%M:%SZ")}
     if args.typ == "tls:index/certRequest:CertRequest":
         return {"cert_request_pem": _pem("CERTIFICATE REQUEST", name, inputs)}
     if args.typ == "random:index/randomPassword:RandomPassword":

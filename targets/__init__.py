@@ -16,3 +16,5 @@ class StackOutputs:
     elastic_password: pulumi.Output[str]
     # Resolves once the setup step has set the passwords on the formed cluster.
     setup_done: pulumi.Output[Any]
+    # When each certificate expires (ClusterCertificates.expiry).
+    certificate_expiry: pulumi.Output[dict[str, Any]]

@@ -15,7 +15,7 @@ from components.credentials import StackCredentials
 from components.docker_common import remote_image
 from components.elasticsearch_node import ElasticsearchNode
 from components.kibana import KibanaPair
-from components.rolling import RollingUpdates, spec_digest, task_stdin
+from components.rolling import RollingUpdates, container_ca_checks, spec_digest, task_stdin
 from components.setup_job import SetupJob
 from escluster.engines import LOCAL_ENGINE, Engine, parse_engine
 from escluster.plan import ES_IMAGE, ClusterPlan, HostPlan, NodePlan, render_yaml
@@ -81,9 +81,6 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
     def engine_of(host: HostPlan | None) -> EngineResources:
         return engines[host.name if host else LOCAL]
 
-    certificates = ClusterCertificates(
-        f"{plan.cluster_name}-certs", plan.cluster_name, plan.nodes, plan.cert_validity_hours
-    )
     kibana_engine = engine_of(plan.kibana.host)
     kibana_host = plan.kibana.host
     # Scripts run against the cluster from Kibana's engine, on its network, reaching every node.
@@ -94,6 +91,14 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
         network=plan.network_name,
         image=f"{ES_IMAGE}:{plan.version}",
         es_urls=plan.es_urls,
+    )
+    certificates = ClusterCertificates(
+        f"{plan.cluster_name}-certs",
+        plan.cluster_name,
+        plan.nodes,
+        plan.cert_validity_hours,
+        ca=plan.lifecycle.ca,
+        checks=container_ca_checks(replace(tasks, es_urls=plan.running_urls), plan.lifecycle.ca.issuing),
     )
     rolling = RollingUpdates(
         f"{plan.cluster_name}-rolling",
@@ -156,6 +161,7 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
         elasticsearch_url=f"https://{url_host(exposed.public_address)}:{exposed.http_host_port}" if exposed else None,
         kibana_url=f"http://{url_host(plan.kibana.public_address)}:{plan.kibana.host_ports[0]}",
         ca_certificate=certificates.ca_cert_pem,
+        certificate_expiry=certificates.expiry,
         elastic_password=credentials.elastic_password,
         setup_done=setup.cluster_uuid,
     )

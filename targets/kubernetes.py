@@ -64,8 +64,16 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recrea
     # Objects name the namespace by the Namespace's output, so each waits for it (a component's
     # depends_on does not reach its children).
     namespace_name = namespace.metadata.name
+    # On a formed cluster: nodes this run removes are drained before their StatefulSets shrink, and changed
+    # pods restart one at a time after them (a new cluster's pods start together).
+    roll = KubernetesRoll(f"{plan.cluster_name}-rolling", plan, admin_password=credentials.admin_password)
     certificates = ClusterCertificates(
-        f"{plan.cluster_name}-certs", plan.cluster_name, plan.certificates, plan.cert_validity_hours
+        f"{plan.cluster_name}-certs",
+        plan.cluster_name,
+        plan.certificates,
+        plan.cert_validity_hours,
+        ca=plan.lifecycle.ca,
+        checks=roll.ca_checks(plan.lifecycle.ca.issuing),
     )
     # The program's file-realm users, and the readiness probe's credentials (escluster.security).
     # Auto-named: new values are a new name in the pod template, which rolls the pods.
@@ -114,9 +122,6 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recrea
         fixed_ip=lb.elasticsearch_ip if lb else None,
         opts=service_opts,
     )
-    # On a formed cluster: nodes this run removes are drained before their StatefulSets shrink, and changed
-    # pods restart one at a time after them (a new cluster's pods start together).
-    roll = KubernetesRoll(f"{plan.cluster_name}-rolling", plan, admin_password=credentials.admin_password)
     node_sets = [
         ElasticsearchNodeSet(
             group,
@@ -167,6 +172,7 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recrea
         elasticsearch_url=f"https://{lb.elasticsearch_ip}:{HTTP_PORT}" if lb and lb.elasticsearch_ip else plan.es_url,
         kibana_url=f"http://{kibana_host}:{KIBANA_PORT}",
         ca_certificate=certificates.ca_cert_pem,
+        certificate_expiry=certificates.expiry,
         elastic_password=credentials.elastic_password,
         # pulumi-kubernetes returns the Job only once it completed.
         setup_done=setup.job.status,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from components.certificates import ClusterCertificates
 from components.credentials import StackCredentials
-from components.swarm_stack import SwarmStack
+from components.rolling import container_ca_checks
+from components.swarm_stack import SwarmStack, swarm_tasks
 from escluster.engines import parse_engine
 from escluster.plan import ClusterPlan
 from escluster.swarm import Swarm
@@ -13,11 +16,22 @@ from targets.docker import url_host
 
 
 def deploy(plan: ClusterPlan, swarm: Swarm, credentials: StackCredentials) -> StackOutputs:
+    tasks = swarm_tasks(plan, swarm)
     certificates = ClusterCertificates(
-        f"{plan.cluster_name}-certs", plan.cluster_name, plan.nodes, plan.cert_validity_hours
+        f"{plan.cluster_name}-certs",
+        plan.cluster_name,
+        plan.nodes,
+        plan.cert_validity_hours,
+        ca=plan.lifecycle.ca,
+        checks=container_ca_checks(replace(tasks, es_urls=plan.running_urls), plan.lifecycle.ca.issuing),
     )
     stack = SwarmStack(
-        f"{plan.cluster_name}-swarm", plan, swarm=swarm, certificates=certificates, credentials=credentials
+        f"{plan.cluster_name}-swarm",
+        plan,
+        swarm=swarm,
+        tasks=tasks,
+        certificates=certificates,
+        credentials=credentials,
     )
     # Kibana is on the ingress mesh: every swarm node answers, the manager included.
     manager_host = url_host(parse_engine(swarm.manager).address or "localhost")
@@ -27,6 +41,7 @@ def deploy(plan: ClusterPlan, swarm: Swarm, credentials: StackCredentials) -> St
         elasticsearch_url=f"https://{exposed.public_address}:{exposed.http_host_port}" if exposed else None,
         kibana_url=f"http://{manager_host}:{plan.kibana.host_ports[0]}",
         ca_certificate=certificates.ca_cert_pem,
+        certificate_expiry=certificates.expiry,
         elastic_password=credentials.elastic_password,
         setup_done=stack.setup.cluster_uuid,
     )

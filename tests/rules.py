@@ -371,7 +371,6 @@ def wait_chain_length(render: Render) -> int:
     def is_waiting(resource: Registration) -> bool:
         return resource.parent not in installer and resource_waits(resource)
 
-
     def waiting_ancestors(urn: str, seen: frozenset[str] = frozenset()) -> set[str]:
         found: set[str] = set()
         for dep in by_urn[urn].dependencies:
