@@ -7,7 +7,7 @@ from components.credentials import StackCredentials
 from escluster.changes import decide
 from escluster.config import Target
 from escluster.k8s_plan import build_kubernetes_plan
-from escluster.load import check_changes, load_stack_config, read_previous_state
+from escluster.load import check_changes, kubernetes_access, load_stack_config, read_previous_state
 from escluster.plan import build_plan
 from escluster.state import STATE_OUTPUT
 from targets import docker as docker_target
@@ -15,6 +15,7 @@ from targets import kubernetes as kubernetes_target
 from targets import swarm as swarm_target
 
 config = load_stack_config()
+access = kubernetes_access(config)
 previous = read_previous_state()
 check_changes(previous, config)
 lifecycle = decide(config, previous)
@@ -25,7 +26,7 @@ credentials = StackCredentials(f"{config.cluster.name}-credentials", config.secu
 seeds: tuple[str, ...] = ()
 if config.target is Target.kubernetes:
     kibana_recreate = previous is not None and previous.kibana_version != config.kibana_version
-    k8s_plan = build_kubernetes_plan(config, lifecycle)
+    k8s_plan = build_kubernetes_plan(config, lifecycle, access)
     outputs = kubernetes_target.deploy(k8s_plan, credentials, kibana_recreate=kibana_recreate)
 else:
     plan = build_plan(config, lifecycle)
@@ -40,9 +41,9 @@ pulumi.export("kibana_url", outputs.kibana_url)
 pulumi.export("ca_certificate", outputs.ca_certificate)
 pulumi.export("elastic_password", pulumi.Output.secret(outputs.elastic_password))
 pulumi.export("certificate_expiry", outputs.certificate_expiry)
-# Known only once the setup step reached the formed cluster (and every gate passed): a failed `up` leaves
-# the last state in place. It holds no secret (the setup step's outputs are secret because its input is).
+# Known only once every step of this run on the cluster passed: a failed `up` sends no outputs, and the
+# engine keeps the last ones. It holds no secret (the tasks' outputs are secret because their input is).
 pulumi.export(
     STATE_OUTPUT,
-    pulumi.Output.unsecret(outputs.setup_done.apply(lambda _: lifecycle.state(config, seeds).as_output())),
+    pulumi.Output.unsecret(outputs.settled.apply(lambda _: lifecycle.state(config, seeds).as_output())),
 )

@@ -12,7 +12,6 @@ gets none of this: its pods start together.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable, Sequence
 
 import pulumi
@@ -26,7 +25,6 @@ from escluster.changes import rollout_order
 from escluster.k8s_plan import CERTS_DIR, KubernetesPlan
 from escluster.rolling import (
     LIBRARY,
-    Drained,
     cleanup_script,
     drain_script,
     kubectl_preamble,
@@ -38,10 +36,6 @@ from escluster.scripts import curl_config_user
 from escluster.security import ADMIN_USER
 
 BASH = ["/bin/bash", "-c"]
-
-
-def kubectl_command(context: str | None, namespace: str) -> str:
-    return shlex.join(["kubectl", *(["--context", context] if context else []), "--namespace", namespace])
 
 
 class KubernetesRoll(pulumi.ComponentResource):
@@ -57,18 +51,20 @@ class KubernetesRoll(pulumi.ComponentResource):
         self._plan, self._name = plan, name
         selector = ",".join(f"{key}={value}" for key, value in plan.cluster_labels.items())
         self._preamble = (
-            kubectl_preamble(kubectl_command(plan.settings.context, plan.namespace), selector, f"{CERTS_DIR}/ca.crt")
+            kubectl_preamble(plan.access.kubectl("--namespace", plan.namespace), selector, f"{CERTS_DIR}/ca.crt")
             + LIBRARY
         )
         self._stdin: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.from_input(admin_password).apply(lambda pw: curl_config_user(ADMIN_USER, pw))
         )
         self._last: pulumi.Resource | None = None
+        # What every task printed, for `finished`.
+        self._steps: list[pulumi.Output[str]] = []
         lifecycle = plan.lifecycle
-        if lifecycle.formed and lifecycle.cleanup:
-            self._task(f"{name}-cleanup", cleanup_script(lifecycle.cleanup))
+        if lifecycle.formed and (lifecycle.cleanup or lifecycle.returning):
+            self._task(f"{name}-cleanup", cleanup_script(lifecycle.cleanup, lifecycle.returning))
         if lifecycle.formed and lifecycle.removed:
-            self._task(f"{name}-drain", drain_script([Drained(n.name, n.master_eligible) for n in lifecycle.removed]))
+            self._task(f"{name}-drain", drain_script(lifecycle.removed))
         self.register_outputs({})
 
     @property
@@ -88,6 +84,7 @@ class KubernetesRoll(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self._last] if self._last else []),
         )
         self._last = task
+        self._steps.append(task.stdout)
         return task
 
     def ca_checks(self, generation: int) -> CaChecks:
@@ -119,7 +116,7 @@ class KubernetesRoll(pulumi.ComponentResource):
         if not plan.lifecycle.formed or not statefulsets:
             return
         roles = {group.statefulset: group.roles for group in plan.groups if group.replicas > 0}
-        command.local.Command(
+        roll = command.local.Command(
             f"{self._name}-roll",
             create=self._preamble + kubernetes_roll_script(rollout_order(roles), plan.lifecycle.upgrade),
             interpreter=BASH,
@@ -127,3 +124,9 @@ class KubernetesRoll(pulumi.ComponentResource):
             environment={"ES_POD_TEMPLATES": spec_digest(*templates)},
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(statefulsets)),
         )
+        self._steps.append(roll.stdout)
+
+    @property
+    def finished(self) -> pulumi.Output[list[str]]:
+        """Known once every task of this component ran: a failed one leaves it unknown for good."""
+        return pulumi.Output.all(*self._steps)

@@ -7,7 +7,7 @@ install guide asks for the labels, and the chart does not create the namespace).
 validating webhook, which answers only some time after the controller reports ready (metallb/metallb#1610,
 #1612: a ping readiness check, the webhook starts after its certificate rotation): a wait step retries a
 server-side dry run of the first pool until the webhook accepts it. `strict_arp` patches kube-proxy (IPVS
-mode), as MetalLB's L2 mode asks, on the cluster of `kubernetes.context`.
+mode), as MetalLB's L2 mode asks, on the provider's cluster (escluster.kubernetes.ClusterAccess).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 
 from components import component_type
 from components.k8s_objects import manifest, pod_security_labels
-from escluster.kubernetes import MetalLB, Pool
+from escluster.kubernetes import ClusterAccess, MetalLB, Pool
 
 METALLB_API = "metallb.io/v1beta1"
 METALLB_CHART_REPO = "https://metallb.github.io/metallb"
@@ -31,14 +31,10 @@ WEBHOOK_WAIT_SECONDS = 300
 BASH = ["/bin/bash", "-o", "pipefail", "-c"]
 
 
-def kubectl(context: str | None) -> str:
-    return shlex.join(["kubectl", *(["--context", context] if context else [])])
-
-
-def strict_arp_script(context: str | None) -> str:
+def strict_arp_script(access: ClusterAccess) -> str:
     """MetalLB's documented recipe (flip strictARP in kube-proxy's config and apply it back), on the
     stack's cluster, failing if any step of the pipe fails."""
-    k = kubectl(context)
+    k = access.kubectl()
     return (
         f"{k} get configmap kube-proxy -n kube-system -o yaml"
         " | sed -e 's/strictARP: false/strictARP: true/'"
@@ -55,9 +51,9 @@ def pool_manifest(pool: Pool, namespace: str) -> dict[str, Any]:
     }
 
 
-def webhook_wait_script(context: str | None, metallb: MetalLB) -> str:
+def webhook_wait_script(access: ClusterAccess, metallb: MetalLB) -> str:
     """Wait for the controller's rollout, then until the webhook accepts a dry run of the first pool."""
-    k = kubectl(context)
+    k = access.kubectl()
     namespace = shlex.quote(metallb.namespace)
     pool = shlex.quote(json.dumps(pool_manifest(metallb.pools[0], metallb.namespace)))
     return f"""{k} -n {namespace} rollout status deployment/{RELEASE_NAME}-controller --timeout={WEBHOOK_WAIT_SECONDS}s
@@ -79,7 +75,7 @@ class MetalLBPool(pulumi.ComponentResource):
     advertisement: k8s.apiextensions.CustomResource
 
     def __init__(
-        self, name: str, metallb: MetalLB, *, context: str | None, opts: pulumi.ResourceOptions | None = None
+        self, name: str, metallb: MetalLB, *, access: ClusterAccess, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(component_type("MetalLBPool"), name, None, opts)
         prerequisites: list[pulumi.Resource] = []
@@ -87,7 +83,7 @@ class MetalLBPool(pulumi.ComponentResource):
             prerequisites.append(
                 command.local.Command(
                     f"{name}-kube-proxy-strict-arp",
-                    create=strict_arp_script(context),
+                    create=strict_arp_script(access),
                     interpreter=BASH,
                     opts=pulumi.ResourceOptions(parent=self),
                 )
@@ -112,7 +108,7 @@ class MetalLBPool(pulumi.ComponentResource):
             prerequisites.append(
                 command.local.Command(
                     f"{name}-webhook-ready",
-                    create=webhook_wait_script(context, metallb),
+                    create=webhook_wait_script(access, metallb),
                     interpreter=BASH,
                     triggers=[release.version],
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),

@@ -31,7 +31,6 @@ from escluster.changes import Lifecycle, rollout_order
 from escluster.plan import NodePlan
 from escluster.rolling import (
     LIBRARY,
-    Drained,
     admin_stdin,
     baseline_script,
     cleanup_script,
@@ -92,13 +91,14 @@ class RollingUpdates(pulumi.ComponentResource):
         self._preamble = container_preamble(tasks.es_urls, TASK_DIR) + LIBRARY
         self.order = rollout_order({node.name: node.roles for node in nodes})
         self._last: pulumi.Resource | None = None
-        self._target: pulumi.Output[str] | None = None
+        self._baseline: pulumi.Output[str] | None = None
+        # What every task printed, for `finished`.
+        self._steps: list[pulumi.Output[str]] = []
         if lifecycle.formed:
-            if lifecycle.cleanup:
-                self._last = self._task(f"{name}-cleanup", cleanup_script(lifecycle.cleanup))
+            if lifecycle.cleanup or lifecycle.returning:
+                self._last = self._task(f"{name}-cleanup", cleanup_script(lifecycle.cleanup, lifecycle.returning))
             if lifecycle.removed:
-                drained = [Drained(n.name, n.master_eligible) for n in lifecycle.removed]
-                self._last = self._task(f"{name}-drain", drain_script(drained))
+                self._last = self._task(f"{name}-drain", drain_script(lifecycle.removed))
         self.register_outputs({})
 
     def _task(
@@ -114,14 +114,15 @@ class RollingUpdates(pulumi.ComponentResource):
             parent=self,
         )
         self._last = task
+        self._steps.append(task.stdout)
         return task
 
     def start(self, all_specs: pulumi.Input[str]) -> None:
-        """Before the first node: the cluster's health, the target every gate waits for (run again when
-        any node's spec changes)."""
+        """Before the first node: the cluster's health, which every gate gets back to (run again when any
+        node's spec changes)."""
         if self._lifecycle.formed:
             baseline = self._task(f"{self._prefix}-health-before", baseline_script(), {"ES_NODE_SPECS": all_specs})
-            self._target = baseline.stdout.apply(lambda out: out.strip().splitlines()[-1] if out.strip() else "green")
+            self._baseline = baseline.stdout.apply(lambda out: out.strip().splitlines()[-1] if out.strip() else "")
 
     def node(
         self,
@@ -136,8 +137,16 @@ class RollingUpdates(pulumi.ComponentResource):
             return create([])
         prepare = self._task(f"{node.name}-prepare", prepare_script(node.name), {"ES_NODE_SPEC": spec})
         created = create([prepare])
-        target = self._target if self._target is not None else pulumi.Output.from_input("green")
-        gate = target.apply(lambda status: gate_script(node.name, status, self._lifecycle.upgrade))
+        baseline = self._baseline if self._baseline is not None else pulumi.Output.from_input("")
+        gate = baseline.apply(lambda line: gate_script(node.name, line, self._lifecycle.upgrade))
         self._last = created
-        self._task(f"{node.name}-gate", gate, {"ES_NODE_SPEC": spec, "ES_NODE_RUN": restarted(created)})
+        # The gate runs whenever its prepare ran (the prepare prints a new line each time), or the node restarted.
+        environment = {"ES_NODE_SPEC": spec, "ES_NODE_RUN": restarted(created), "ES_NODE_PREPARED": prepare.stdout}
+        self._task(f"{node.name}-gate", gate, environment)
         return created
+
+    @property
+    def finished(self) -> pulumi.Output[list[str]]:
+        """Known once every task of this component ran (each node waits for the gate before it): a failed
+        one leaves it unknown for good."""
+        return pulumi.Output.all(*self._steps)

@@ -79,6 +79,7 @@ class SwarmStack(pulumi.ComponentResource):
     es_services: dict[str, docker.Service]
     kibana_service: docker.Service
     setup: SetupJob
+    rolling: RollingUpdates
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class SwarmStack(pulumi.ComponentResource):
         self._users = secret_file(
             f"{cluster}-users", f"{ES_CONFIG_DIR}/users", credentials.file_realm_users, self._child
         )
-        rolling = RollingUpdates(
+        self.rolling = rolling = RollingUpdates(
             f"{cluster}-rolling",
             nodes=plan.nodes,
             lifecycle=plan.lifecycle,
@@ -129,8 +130,7 @@ class SwarmStack(pulumi.ComponentResource):
         )
         specs = {
             node.name: spec_digest(
-                render_yaml(node.settings),
-                node.jvm_options,
+                node.workload_spec,
                 f"{ES_IMAGE}:{plan.version}",
                 certificates.node_certificates[node.name].cert_pem,
                 certificates.ca_cert_pem,

@@ -97,7 +97,8 @@ def ca_plan(generation: int, previous: ClusterState | None) -> CaPlan:
 class Lifecycle:
     """`formed`: the cluster has formed, so nothing bootstraps and changes go one node at a time.
     `recorded_seeds`: the seed addresses the last run used. `removed`: nodes this run drains, then removes. `cleanup`:
-    nodes the last run removed, whose allocation and voting exclusions this run clears.
+    nodes the last run drained and removed, whose exclusions this run clears; `returning`: nodes of that
+    drain planned again, whose exclusions go too.
     `upgrade`: the version changes, so between nodes a yellow cluster without moving shards will do
     (primaries on upgraded nodes cannot have replicas on older ones). `ca`: the CAs of this run.
     `recorded_nodes`: the nodes of the last state, the ones running when this run starts."""
@@ -105,15 +106,22 @@ class Lifecycle:
     formed: bool
     recorded_seeds: tuple[str, ...] = ()
     removed: tuple[RemovedNode, ...] = ()
-    cleanup: tuple[str, ...] = ()
+    cleanup: tuple[RemovedNode, ...] = ()
     upgrade: bool = False
     ca: CaPlan = CaPlan((1,), 1)
     recorded_nodes: tuple[str, ...] = ()
+    returning: tuple[str, ...] = ()
 
     def state(self, config: StackConfig, seeds: tuple[str, ...]) -> ClusterState:
-        """The state to record once this run's setup step reached the formed cluster."""
-        drained = tuple(n.name for n in self.removed)
-        return planned_state(config, formed=True, seeds=seeds, drained=drained, ca=(self.ca.trusted, self.ca.issuing))
+        """The state to record once every step of this run on the cluster passed."""
+        return planned_state(
+            config,
+            formed=True,
+            seeds=seeds,
+            drained=tuple(n.name for n in self.removed),
+            drained_masters=tuple(n.name for n in self.removed if n.master_eligible),
+            ca=(self.ca.trusted, self.ca.issuing),
+        )
 
 
 def is_master(roles: Sequence[str]) -> bool:
@@ -144,9 +152,14 @@ def decide(config: StackConfig, previous: ClusterState | None) -> Lifecycle:
         for name, roles in sorted(previous.nodes.items())
         if name not in planned
     )
-    cleanup = tuple(name for name in previous.drained if name not in planned)
+    cleanup = tuple(
+        RemovedNode(name, name in previous.drained_masters, holds_data=True)
+        for name in previous.drained
+        if name not in planned
+    )
+    returning = tuple(name for name in previous.drained if name in planned)
     upgrade = previous.version != cluster.version
-    return Lifecycle(True, previous.seeds, removed, cleanup, upgrade, ca, tuple(previous.nodes))
+    return Lifecycle(True, previous.seeds, removed, cleanup, upgrade, ca, tuple(previous.nodes), returning)
 
 
 def refused_changes(previous: ClusterState | None, config: StackConfig) -> list[str]:
@@ -214,11 +227,28 @@ def _version_changes(running: str, wanted: str) -> list[str]:
 def _node_changes(previous: ClusterState, planned: ClusterState) -> list[str]:
     errors = []
     previous_masters = [name for name, roles in previous.nodes.items() if is_master(roles)]
-    leaving = sorted(name for name in previous_masters if name not in planned.nodes)
+    # A master-eligible node leaves the voting configuration whether it goes or loses the role.
+    leaving = sorted(name for name in previous_masters if not is_master(planned.nodes.get(name, ())))
     if leaving and len(leaving) * 2 >= len(previous_masters):
         errors.append(
             f"cluster.node_groups: removes {len(leaving)} of the {len(previous_masters)} master-eligible nodes "
-            f"({', '.join(leaving)}); removing half or more at once loses the cluster's quorum. Remove fewer per `up`"
+            f"({', '.join(leaving)}), or their master role; half or more at once loses the cluster's quorum. "
+            "Change fewer per `up`"
+        )
+    planned_masters = [name for name, roles in planned.nodes.items() if is_master(roles)]
+    if len(previous_masters) >= 3 and len(planned_masters) == 2:
+        errors.append(
+            "cluster.node_groups: leaves two master-eligible nodes; Elasticsearch keeps the voting configuration "
+            "odd, so one of them holds the only vote and the cluster stops whenever it restarts. Keep three"
+        )
+    removed_data = sorted(n for n, roles in previous.nodes.items() if holds_data(roles) and n not in planned.nodes)
+    added_data = sorted(n for n, roles in planned.nodes.items() if holds_data(roles) and n not in previous.nodes)
+    if removed_data and added_data:
+        errors.append(
+            f"cluster.node_groups: adds data nodes ({', '.join(added_data)}) and removes others "
+            f"({', '.join(removed_data)}) at once; the removed nodes' shards are moved off before anything "
+            "changes, so they could only go to the nodes that stay. Add the new nodes with one `pulumi up`, "
+            "remove the old ones with the next"
         )
     had_data = any(holds_data(roles) for roles in previous.nodes.values())
     if had_data and not any(holds_data(roles) for roles in planned.nodes.values()):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from escluster.changes import Lifecycle, decide
 from escluster.config import StackConfig
-from escluster.kubernetes import Kubernetes
+from escluster.kubernetes import ClusterAccess, Kubernetes
 from escluster.plan import (
     ES_CONFIG_DIR,
     ES_DATA_DIR,
@@ -90,6 +90,7 @@ class KubernetesPlan:
     cert_validity_hours: int
     tls: TlsFiles
     lifecycle: Lifecycle
+    access: ClusterAccess
 
     @property
     def es_url(self) -> str:
@@ -110,8 +111,11 @@ class KubernetesPlan:
         return {"app.kubernetes.io/name": "elasticsearch", "app.kubernetes.io/instance": self.cluster_name}
 
 
-def build_kubernetes_plan(config: StackConfig, lifecycle: Lifecycle | None = None) -> KubernetesPlan:
-    """The StatefulSets for this run: `lifecycle` says whether the cluster has formed (default: new)."""
+def build_kubernetes_plan(
+    config: StackConfig, lifecycle: Lifecycle | None = None, access: ClusterAccess | None = None
+) -> KubernetesPlan:
+    """The StatefulSets for this run: `lifecycle` says whether the cluster has formed (default: new);
+    `access`: how kubectl reaches the cluster (default: `kubernetes.context`)."""
     cluster, k8s = config.cluster, config.k8s
     lifecycle = lifecycle or decide(config, None)
     namespace = k8s.namespace
@@ -183,6 +187,7 @@ def build_kubernetes_plan(config: StackConfig, lifecycle: Lifecycle | None = Non
         cert_validity_hours=config.security.cert_validity_days * 24,
         tls=tls,
         lifecycle=lifecycle,
+        access=access or ClusterAccess(k8s.context),
     )
 
 

@@ -7,6 +7,7 @@ Pure Python. MetalLB rules (metallb/metallb internal/config/config.go): addresse
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from dataclasses import dataclass
 from typing import Literal
 
@@ -147,3 +148,33 @@ class Kubernetes(Strict):
         if fixed[0][1] is not None and fixed[0][1] == fixed[1][1]:
             raise ValueError("load_balancer.kibana_ip: Kibana and Elasticsearch cannot share one IP")
         return self
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """The cluster the stack's Kubernetes provider talks to, for the program's `kubectl` steps (roll, drain,
+    CA checks, MetalLB's strictARP and webhook wait): `kubernetes.context`, else the provider's own config
+    (`kubernetes:context`, `kubernetes:kubeconfig`, as the default provider reads them), else kubectl's
+    defaults (KUBECONFIG, the current context), which the provider follows too."""
+
+    context: str | None = None
+    kubeconfig: str | None = None
+
+    def kubectl(self, *arguments: str) -> str:
+        """A `kubectl` command line (shell-quoted) on this cluster."""
+        target = [*(["--kubeconfig", self.kubeconfig] if self.kubeconfig else [])]
+        target += ["--context", self.context] if self.context else []
+        return shlex.join(["kubectl", *target, *arguments])
+
+
+def cluster_access(
+    settings: Kubernetes, provider_context: str | None, provider_kubeconfig: str | None
+) -> ClusterAccess:
+    """`provider_*`: the stack's `kubernetes:context` and `kubernetes:kubeconfig`. The provider takes a
+    kubeconfig's contents there too; kubectl needs a file."""
+    if provider_kubeconfig is not None and "\n" in provider_kubeconfig.strip():
+        raise ValueError(
+            "kubernetes:kubeconfig holds a kubeconfig's contents; the program's kubectl steps need a file: set "
+            "the key to its path (or leave it unset and use KUBECONFIG)"
+        )
+    return ClusterAccess(settings.context or provider_context, provider_kubeconfig or None)

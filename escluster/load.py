@@ -11,7 +11,8 @@ import pydantic
 from pulumi.runtime import config as runtime_config
 
 from escluster.changes import refused_changes
-from escluster.config import StackConfig
+from escluster.config import StackConfig, Target
+from escluster.kubernetes import ClusterAccess, cluster_access
 from escluster.state import STATE_OUTPUT, ClusterState, parse_state
 
 # The Pulumi engine's built-in function behind stack references (pulumi/pulumi
@@ -96,6 +97,17 @@ def load_stack_config() -> StackConfig:
     for warning in config.warnings():
         pulumi.log.warn(f"Pulumi.{pulumi.get_stack()}.yaml: {warning}")
     return config
+
+
+def kubernetes_access(config: StackConfig) -> ClusterAccess | None:
+    """How the program's kubectl steps reach the cluster the Kubernetes provider uses (target kubernetes)."""
+    if config.target is not Target.kubernetes:
+        return None
+    provider = pulumi.Config("kubernetes")
+    try:
+        return cluster_access(config.k8s, provider.get("context"), provider.get("kubeconfig"))
+    except ValueError as error:
+        raise ConfigError(f"Pulumi.{pulumi.get_stack()}.yaml: {error}") from None
 
 
 def read_previous_state() -> ClusterState | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import yaml
 
@@ -89,6 +89,13 @@ class NodePlan:
     # Swarm: the swarm node the service is pinned to, and its placement constraints.
     swarm_node: str | None = None
     placement_constraints: tuple[str, ...] = ()
+
+    @property
+    def workload_spec(self) -> str:
+        """Everything the node's container or service is made from (its host by name and address, not
+        how its engine is reached): a change restarts the node, so it goes through the node's gate."""
+        host = f"{self.host.name}@{self.host.address}" if self.host else ""
+        return repr(replace(self, host=None)) + host
 
     @property
     def jvm_options(self) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 from escluster.security import ADMIN_USER
 
@@ -31,10 +31,13 @@ ALLOCATION_ENABLE = "cluster.routing.allocation.enable"
 ALLOCATION_EXCLUDE = "cluster.routing.allocation.exclude._name"
 
 
-@dataclass(frozen=True)
-class Drained:
-    name: str
-    master_eligible: bool
+class LeavingNode(Protocol):
+    """A node that is drained and removed (escluster.changes.RemovedNode)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def master_eligible(self) -> bool: ...
 
 
 def _q(text: str) -> str:
@@ -107,13 +110,21 @@ es() {{  # METHOD PATH [BODY]
 """
 
 
-# Helpers over `es`: JSON fields of a flat answer, waiting with a deadline, the cluster's health.
-_HELPERS = r"""field() {  # the value of a flat JSON field of ES_BODY
+# Helpers over `es`: JSON fields of a flat answer, retries, the cluster's health and settings.
+_HELPERS = (
+    r"""field() {  # the value of a flat JSON field of ES_BODY
   printf '%s' "$ES_BODY" | grep -o "\"$1\" *: *[^,}]*" | head -n 1 | sed 's/^[^:]*: *//; s/"//g'
 }
 fail() {
   echo "$*" >&2
   exit 1
+}
+es_retry() {  # es, asked again while no node answers or the master is busy (an election, a full queue)
+  local try
+  for try in 1 2 3 4 5 6 7 8 9 10 11 12; do
+    es "$@"
+    case "$ES_CODE" in 000|429|502|503|504) sleep POLL ;; *) return 0 ;; esac
+  done
 }
 health_line() {  # one line on the cluster's health, for messages
   es GET /_cluster/health
@@ -121,16 +132,33 @@ health_line() {  # one line on the cluster's health, for messages
   echo "the cluster is $(field status) ($(field number_of_nodes) nodes; unassigned shards $(field unassigned_shards),\
  initializing $(field initializing_shards), relocating $(field relocating_shards))"
 }
-health_reached() {  # TARGET UPGRADE: green; or yellow with no shard moving when the target or an upgrade allows it
-  es GET /_cluster/health
+health_reached() {  # STATUS UNASSIGNED UPGRADE: no worse than the health before the change
+  case "$1" in red|none) return 0 ;; esac  # nothing left to keep; a node's return is what counts
+  es GET '/_cluster/health?wait_for_events=languid&timeout=10s'
   [ "$ES_CODE" = 200 ] || return 1
-  case "$(field status)" in
+  local status moving
+  status=$(field status)
+  moving=$(($(field initializing_shards) + $(field relocating_shards)))
+  case "$status" in
     green) return 0 ;;
     yellow)
-      [ "$1" = yellow ] || [ "$2" = 1 ] || return 1
-      [ "$(field initializing_shards)" = 0 ] && [ "$(field relocating_shards)" = 0 ] ;;
+      [ "$moving" = 0 ] || return 1
+      # During an upgrade, replicas of primaries on upgraded nodes wait for more upgraded nodes.
+      [ "$3" = 1 ] && return 0
+      [ "$1" = yellow ] && [ "$(field unassigned_shards)" -le "$2" ] ;;
     *) return 1 ;;
   esac
+}
+wait_health() {  # STATUS UNASSIGNED UPGRADE DEADLINE WHAT
+  until health_reached "$1" "$2" "$3"; do
+    [ "$SECONDS" -lt "$4" ] || fail "$5, the cluster did not get back to its health before the change ($1, \
+$2 unassigned shards): $(health_line). No further node was changed; run 'pulumi up' again to go on."
+    sleep POLL
+  done
+}
+node_names() {
+  es_retry GET '/_cat/nodes?h=name'
+  [ "$ES_CODE" = 200 ] && printf '%s\n' "$ES_BODY"
 }
 node_present() {
   es GET '/_cat/nodes?h=name'
@@ -142,55 +170,71 @@ shards_on() {  # shards a node holds or is moving (a relocating one reads "from 
   printf '%s\n' "$ES_BODY" | awk -v n="$1" '$1 == n || $NF == n { c++ } END { print c + 0 }'
 }
 set_allocation() {  # "primaries" (quoted JSON) or null
-  es PUT /_cluster/settings "{\"persistent\":{\"ALLOCATION_ENABLE\":$1}}"
+  es_retry PUT /_cluster/settings "{\"persistent\":{\"ALLOCATION_ENABLE\":$1}}"
   [ "$ES_CODE" = 200 ] || fail "could not set ALLOCATION_ENABLE to $1: HTTP $ES_CODE $ES_BODY"
 }
 excluded() {
-  es GET '/_cluster/settings?flat_settings=true'
+  es_retry GET '/_cluster/settings?flat_settings=true'
   [ "$ES_CODE" = 200 ] || fail "could not read the cluster settings: HTTP $ES_CODE"
   printf '%s' "$ES_BODY" | grep -o '"ALLOCATION_EXCLUDE" *: *"[^"]*"' | head -n 1 | sed 's/^[^:]*: *"//; s/"$//'
 }
 set_excluded() {  # the comma-separated node names, or nothing for none
   local value=null
   [ -n "$1" ] && value="\"$1\""
-  es PUT /_cluster/settings "{\"persistent\":{\"ALLOCATION_EXCLUDE\":$value}}"
+  es_retry PUT /_cluster/settings "{\"persistent\":{\"ALLOCATION_EXCLUDE\":$value}}"
   [ "$ES_CODE" = 200 ] || fail "could not set ALLOCATION_EXCLUDE: HTTP $ES_CODE $ES_BODY"
 }
-""".replace("ALLOCATION_ENABLE", ALLOCATION_ENABLE).replace("ALLOCATION_EXCLUDE", ALLOCATION_EXCLUDE)
+""".replace("ALLOCATION_ENABLE", ALLOCATION_ENABLE)
+    .replace("ALLOCATION_EXCLUDE", ALLOCATION_EXCLUDE)
+    .replace("POLL", str(POLL_SECONDS))
+)
 
 
-# The steps of a roll, as functions every runner shares (`POLL` is the seconds between two looks).
-_STEPS = r"""baseline() {  # prints the status every gate waits for; refuses a red or silent cluster
-  es GET /_cluster/health
-  [ "$ES_CODE" = 200 ] || fail "before changing any node: no node answered (HTTP $ES_CODE); not touching the cluster"
+# The steps of a roll, as functions every runner shares (`POLL` is the seconds between two looks). As
+# ECK's rolling upgrade does, a node that is not in the cluster changes whatever the cluster's health (it
+# serves nothing): that is how a broken change is undone on a red cluster, or on a single node that is
+# down. A node that is in the cluster restarts only while the cluster is green or yellow.
+_STEPS = r"""baseline() {  # prints the health every gate returns to: STATUS UNASSIGNED ("none -": no answer)
+  es_retry GET /_cluster/health
+  if [ "$ES_CODE" != 200 ]; then
+    echo "no node answered (HTTP $ES_CODE): only nodes that are not in the cluster change" >&2
+    echo "none -"
+    return 0
+  fi
   local status
   status=$(field status)
-  [ "$status" = red ] && fail "before changing any node: $(health_line); not touching a red cluster"
-  echo "$status"
+  [ "$status" = red ] && echo "$(health_line): only nodes that are not in the cluster change" >&2
+  echo "$status $(field unassigned_shards)"
 }
 prepare_node() {  # NODE: keep replicas where they are while it restarts, and flush
+  if ! node_present "$1"; then
+    echo "$1 is not in the cluster: it changes without holding replicas (prepared at $(date +%s%N))"
+    return 0
+  fi
+  es_retry GET /_cluster/health
+  case "$(field status)" in
+    green | yellow) ;;
+    *) fail "not restarting $1: $(health_line). While the cluster is red only nodes that are not in it \
+change; bring those back first (fix their settings), then run 'pulumi up' again." ;;
+  esac
   set_allocation '"primaries"'
   es POST /_flush
-  echo "$1: replicas stay put while it restarts"
+  echo "$1: replicas stay put while it restarts (prepared at $(date +%s%N))"
 }
-gate_node() {  # NODE TARGET UPGRADE TIMEOUT: it rejoined, allocation is back, the cluster reached TARGET
-  local deadline=$((SECONDS + $4))
+gate_node() {  # NODE STATUS UNASSIGNED UPGRADE TIMEOUT: it rejoined, allocation is back, the health is back
+  local deadline=$((SECONDS + $5))
   until node_present "$1"; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "$1 did not rejoin the cluster within $(($4 / 60)) minutes; \
+    [ "$SECONDS" -lt "$deadline" ] || fail "$1 did not rejoin the cluster within $(($5 / 60)) minutes; \
 $(health_line). No further node was changed; fix $1, then run 'pulumi up' again to go on."
     sleep POLL
   done
   set_allocation null
-  until health_reached "$2" "$3"; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "after $1 restarted, the cluster did not get back to $2 within \
-$(($4 / 60)) minutes: $(health_line). No further node was changed; run 'pulumi up' again to go on."
-    sleep POLL
-  done
-  echo "$1 is back and the cluster is $(field status)"
+  wait_health "$2" "$3" "$4" "$deadline" "after $1 restarted"
+  echo "$1 is back: $(health_line)"
 }
 drain_node() {  # NODE MASTER TIMEOUT: exclude it from allocation until it holds no shard; then, if master-eligible,
   local current left deadline=$((SECONDS + $3))  # out of the voting configuration
-  current=$(excluded)
+  current=$(excluded) || exit 1
   case ",$current," in *,"$1",*) ;; *) set_excluded "${current:+$current,}$1" ;; esac
   while left=$(shards_on "$1") && [ "$left" != 0 ]; do
     [ "$SECONDS" -lt "$deadline" ] || fail "$1 still holds $left shards after $(($3 / 60)) minutes \
@@ -199,7 +243,7 @@ drain_node() {  # NODE MASTER TIMEOUT: exclude it from allocation until it holds
   done
   echo "$1 holds no shard"
   if [ "$2" = 1 ]; then
-    es POST "/_cluster/voting_config_exclusions?node_names=$1&timeout=2m"
+    es_retry POST "/_cluster/voting_config_exclusions?node_names=$1&timeout=25s"
     [ "$ES_CODE" = 200 ] || fail "could not take $1 out of the voting configuration: HTTP $ES_CODE $ES_BODY"
     echo "$1 left the voting configuration"
   fi
@@ -209,46 +253,64 @@ LIBRARY = _HELPERS + _STEPS
 
 
 def baseline_script() -> str:
-    """Before a change: the cluster must answer and not be red; prints its status (the gates' target)."""
+    """Before a change: prints the cluster's health, which every gate waits to get back to."""
     return "baseline\n"
 
 
 def prepare_script(node: str) -> str:
-    """Right before a node restarts: keep replicas where they are, and flush."""
+    """Right before a node restarts: keep replicas where they are, and flush. Prints a line that differs
+    on every run, so the node's gate (which takes it as an input) runs whenever its prepare did."""
     return f"prepare_node {_q(node)}\n"
 
 
-def gate_script(node: str, target: str, upgrade: bool, timeout_seconds: int = GATE_TIMEOUT_SECONDS) -> str:
-    """After a node restarted: it rejoined, allocation is back on, and the cluster reached `target` (or, when
-    upgrading, yellow without moving shards). Otherwise fail, naming the node and the cluster's state: the
-    nodes after it depend on this step, so none of them is touched."""
-    return f"gate_node {_q(node)} {_q(target)} {1 if upgrade else 0} {timeout_seconds}\n"
+def gate_script(node: str, baseline: str, upgrade: bool, timeout_seconds: int = GATE_TIMEOUT_SECONDS) -> str:
+    """After a node restarted: it rejoined, allocation is back on, and the cluster's health is back to
+    `baseline` (the baseline's line: status and unassigned shards), or, when upgrading, yellow without
+    moving shards. Otherwise fail, naming the node and the cluster's state: the nodes after it depend on
+    this step, so none of them is touched."""
+    status, _, unassigned = baseline.partition(" ")
+    return f"gate_node {_q(node)} {_q(status)} {_q(unassigned or '-')} {1 if upgrade else 0} {timeout_seconds}\n"
 
 
-def drain_script(nodes: Sequence[Drained], timeout_seconds: int = DRAIN_TIMEOUT_SECONDS) -> str:
+def drain_script(nodes: Sequence[LeavingNode], timeout_seconds: int = DRAIN_TIMEOUT_SECONDS) -> str:
     """Before nodes are removed, one at a time: exclude each from allocation and wait until it holds no
     shard; take a master-eligible one out of the voting configuration."""
     return "".join(f"drain_node {_q(n.name)} {1 if n.master_eligible else 0} {timeout_seconds}\n" for n in nodes)
 
 
-def cleanup_script(nodes: Sequence[str], timeout_seconds: int = CLEANUP_TIMEOUT_SECONDS) -> str:
-    """After removed nodes are gone: take them off the allocation exclusions, clear the voting exclusions."""
-    names = " ".join(_q(n) for n in nodes)
-    return f"""deadline=$((SECONDS + {timeout_seconds}))
-for node in {names}; do
-  while node_present "$node"; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "$node was removed but is still in the cluster; its exclusions stay"
-    sleep {POLL_SECONDS}
-  done
-done
+def cleanup_script(gone: Sequence[LeavingNode], returning: Sequence[str]) -> str:
+    """On the run after a drain: the allocation exclusions of the drained nodes that have left, and of
+    those that come back (`returning`: their names are planned again), are cleared; the voting exclusions
+    too, once every drained master has left. A drained node still in the cluster (Pulumi could not delete
+    it) keeps its exclusions: it is reported, not waited for. Other exclusions stay as they are."""
+    gone_names = " ".join(_q(n.name) for n in gone)
+    masters = " ".join(_q(n.name) for n in gone if n.master_eligible)
+    back = " ".join(_q(n) for n in returning)
+    return f"""present=$(node_names) || fail "could not list the cluster's nodes: HTTP $ES_CODE"
+current=$(excluded) || exit 1
 kept=
-for name in $(excluded | tr ',' ' '); do
-  case " {" ".join(nodes)} " in *" $name "*) ;; *) kept="${{kept:+$kept,}}$name" ;; esac
+for name in $(printf '%s' "$current" | tr ',' ' '); do
+  case " {back} " in *" $name "*) continue ;; esac
+  case " {gone_names} " in
+    *" $name "*)
+      printf '%s\\n' "$present" | grep -qx "$name" || continue
+      echo "$name was removed but is still in the cluster: its allocation exclusion stays" ;;
+  esac
+  kept="${{kept:+$kept,}}$name"
 done
-set_excluded "$kept"
-es DELETE '/_cluster/voting_config_exclusions?wait_for_removal=true&timeout=2m'
-[ "$ES_CODE" = 200 ] || fail "could not clear the voting configuration exclusions: HTTP $ES_CODE $ES_BODY"
-echo "exclusions of {", ".join(nodes)} cleared"
+[ "$kept" = "$current" ] || set_excluded "$kept"
+masters_left=yes
+for name in {masters}; do
+  printf '%s\\n' "$present" | grep -qx "$name" && masters_left=no
+done
+if [ -n "{masters}" ] && [ "$masters_left" = yes ]; then
+  es_retry DELETE '/_cluster/voting_config_exclusions?wait_for_removal=true'
+  [ "$ES_CODE" = 200 ] || fail "could not clear the voting configuration exclusions: HTTP $ES_CODE $ES_BODY"
+  echo "voting configuration exclusions cleared"
+elif [ -n "{masters}" ]; then
+  echo "a removed master is still in the cluster: the voting configuration exclusions stay"
+fi
+echo "allocation exclusions now: ${{kept:-none}}"
 """
 
 
@@ -268,16 +330,20 @@ def kubernetes_roll_script(
     sets = " ".join(_q(s) for s in statefulsets)
     upgrading = 1 if upgrade else 0
     revision = "{.metadata.labels.controller-revision-hash}"
-    return f"""target=$(baseline) || exit 1
+    return f"""baseline=$(baseline) || exit 1
+read -r status unassigned <<< "$baseline"
 for sts in {sets}; do
   update=$($K get statefulset "$sts" -o jsonpath='{{.status.updateRevision}}')
   replicas=$($K get statefulset "$sts" -o jsonpath='{{.spec.replicas}}')
+  [ -n "$update" ] && [ -n "$replicas" ] || fail "could not read StatefulSet $sts with kubectl (its \\
+updateRevision and replicas); no further pod was restarted"
   for ((i = replicas - 1; i >= 0; i--)); do
     pod="$sts-$i"
     [ "$($K get pod "$pod" -o jsonpath='{revision}')" = "$update" ] && continue
-    health_reached "$target" {upgrading} || fail "before restarting $pod: $(health_line); no further pod was restarted"
-    AVOID_POD=$pod
+    wait_health "$status" "$unassigned" {upgrading} $((SECONDS + {timeout_seconds})) "before restarting $pod"
     prepare_node "$pod"
+    # From here on the pod's own answers do not count.
+    AVOID_POD=$pod
     $K delete pod "$pod" --wait=true > /dev/null || fail "could not delete $pod"
     deadline=$((SECONDS + {timeout_seconds}))
     until [ "$($K get pod "$pod" -o jsonpath='{revision}' 2>/dev/null)" = "$update" ] &&
@@ -287,7 +353,7 @@ see $K describe pod $pod. No further pod was restarted; run 'pulumi up' again to
       sleep {POLL_SECONDS}
     done
     AVOID_POD=
-    gate_node "$pod" "$target" {upgrading} {timeout_seconds}
+    gate_node "$pod" "$status" "$unassigned" {upgrading} {timeout_seconds}
   done
 done
 echo "every pod runs its StatefulSet's current template"

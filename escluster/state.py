@@ -37,8 +37,10 @@ class ClusterState:
     namespace: str | None = None
     # Docker and Swarm: the node names that seed discovery, kept while one of them is still a master.
     seeds: tuple[str, ...] = ()
-    # Nodes the run that wrote this state drained and removed: their exclusions are cleared next time.
+    # Nodes the run that wrote this state drained and removed (and which of them were master-eligible):
+    # their exclusions are cleared next time.
     drained: tuple[str, ...] = ()
+    drained_masters: tuple[str, ...] = ()
     # CA generations in every trust bundle (oldest first), and the one that signs the node certificates.
     ca_trusted: tuple[int, ...] = (1,)
     ca_issuing: int = 1
@@ -58,6 +60,7 @@ class ClusterState:
             },
             "seeds": list(self.seeds),
             "drained": list(self.drained),
+            "drained_masters": list(self.drained_masters),
             "ca": {"trusted": list(self.ca_trusted), "issuing": self.ca_issuing},
         }
 
@@ -68,6 +71,7 @@ def parse_state(value: Any) -> ClusterState | None:
         return None
     if not isinstance(value, Mapping) or value.get("format") != STATE_FORMAT:
         raise ValueError(f"the stack output {STATE_OUTPUT} is not one this program wrote (format {STATE_FORMAT})")
+    ca = value.get("ca") or {}
     return ClusterState(
         formed=bool(value["formed"]),
         cluster_name=str(value["cluster_name"]),
@@ -79,10 +83,12 @@ def parse_state(value: Any) -> ClusterState | None:
             str(group): GroupStorage(int(s["size_bytes"]), s.get("storage_class"))
             for group, s in value["storage"].items()
         },
-        seeds=tuple(value["seeds"]),
-        drained=tuple(value["drained"]),
-        ca_trusted=tuple(int(g) for g in value["ca"]["trusted"]),
-        ca_issuing=int(value["ca"]["issuing"]),
+        # Keys later versions of the program added: an older state has none of them.
+        seeds=tuple(value.get("seeds", ())),
+        drained=tuple(value.get("drained", ())),
+        drained_masters=tuple(value.get("drained_masters", ())),
+        ca_trusted=tuple(int(g) for g in ca.get("trusted", (1,))),
+        ca_issuing=int(ca.get("issuing", 1)),
     )
 
 
@@ -92,6 +98,7 @@ def planned_state(
     formed: bool,
     seeds: tuple[str, ...] = (),
     drained: tuple[str, ...] = (),
+    drained_masters: tuple[str, ...] = (),
     ca: tuple[tuple[int, ...], int] | None = None,
 ) -> ClusterState:
     """The state this run deploys."""
@@ -120,6 +127,7 @@ def planned_state(
         namespace,
         seeds,
         drained,
+        drained_masters,
         trusted,
         issuing,
     )

@@ -14,7 +14,9 @@ class StackOutputs:
     kibana_url: str
     ca_certificate: pulumi.Output[str]
     elastic_password: pulumi.Output[str]
-    # Resolves once the setup step has set the passwords on the formed cluster.
-    setup_done: pulumi.Output[Any]
+    # Resolves once every step of this run on the cluster passed: the setup step (passwords set on the
+    # formed cluster), every drain, prepare, gate, roll and certificate check, and Kibana (whose version the
+    # state records). A failed one leaves it unresolved, so the stack keeps the state of its last complete `up`.
+    settled: pulumi.Output[Any]
     # When each certificate expires (ClusterCertificates.expiry).
     certificate_expiry: pulumi.Output[dict[str, Any]]

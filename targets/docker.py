@@ -18,7 +18,7 @@ from components.kibana import KibanaPair
 from components.rolling import RollingUpdates, container_ca_checks, spec_digest, task_stdin
 from components.setup_job import SetupJob
 from escluster.engines import LOCAL_ENGINE, Engine, parse_engine
-from escluster.plan import ES_IMAGE, ClusterPlan, HostPlan, NodePlan, render_yaml
+from escluster.plan import ES_IMAGE, ClusterPlan, HostPlan, NodePlan
 from targets import StackOutputs
 
 # The key of the local engine's resources when the stack has no docker_hosts.
@@ -109,8 +109,8 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
     )
     specs = {
         node.name: spec_digest(
-            render_yaml(node.settings),
-            node.jvm_options,
+            node.workload_spec,
+            str(plan.memory_lock),
             engine_of(node.host).es_image.image_id,
             certificates.node_certificates[node.name].cert_pem,
             certificates.ca_cert_pem,
@@ -148,7 +148,7 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
         ca_cert_pem=certificates.ca_cert_pem,
         depends_on=[kibana_engine.network],
     )
-    KibanaPair(
+    kibana = KibanaPair(
         f"{plan.cluster_name}-kibana",
         plan.kibana,
         network_name=kibana_engine.network.name,
@@ -163,5 +163,5 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
         ca_certificate=certificates.ca_cert_pem,
         certificate_expiry=certificates.expiry,
         elastic_password=credentials.elastic_password,
-        setup_done=setup.cluster_uuid,
+        settled=pulumi.Output.all(setup.cluster_uuid, rolling.finished, *(c.id for c in kibana.containers)),
     )

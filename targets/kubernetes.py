@@ -48,14 +48,18 @@ def _service(
 
 def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recreate: bool) -> StackOutputs:
     base = pulumi.ResourceOptions()
+    access = plan.access
     if plan.settings.context:
-        base = pulumi.ResourceOptions(providers=[k8s.Provider("kubernetes", context=plan.settings.context)])
+        provider = k8s.Provider("kubernetes", context=access.context, kubeconfig=access.kubeconfig)
+        base = pulumi.ResourceOptions(providers=[provider])
     # Deleting a namespace deletes the data claims in it (the namespace controller removes every object;
     # a StatefulSet's claim retention policy does not apply): `pulumi destroy` leaves it in place. The next
     # `up` then finds it: its own provider adopts an existing namespace instead of failing on it
     # (pulumi-kubernetes `upsertExistingObjects`), for the namespace alone.
     # Privileged pods (the sysctl step) need the `privileged` Pod Security level.
-    adopting = k8s.Provider("kubernetes-namespace", context=plan.settings.context, upsert_existing_objects=True)
+    adopting = k8s.Provider(
+        "kubernetes-namespace", context=access.context, kubeconfig=access.kubeconfig, upsert_existing_objects=True
+    )
     namespace = k8s.core.v1.Namespace(
         plan.namespace,
         metadata=manifest({"name": plan.namespace, "labels": pod_security_labels(plan.pod_security_level)}),
@@ -109,7 +113,7 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recrea
     service_opts = base
     metallb = plan.settings.metallb
     if metallb is not None:
-        pool = MetalLBPool(f"{plan.cluster_name}-lb", metallb, context=plan.settings.context, opts=base)
+        pool = MetalLBPool(f"{plan.cluster_name}-lb", metallb, access=access, opts=base)
         # Services wait for an external IP: the pool and its advertisement come first.
         service_opts = pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[pool]))
     lb = plan.settings.load_balancer
@@ -148,7 +152,7 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recrea
         kibana_system_password=credentials.kibana_system_password,
         opts=base,
     )
-    KibanaDeployment(
+    kibana = KibanaDeployment(
         plan.kibana_service,
         plan,
         namespace=namespace_name,
@@ -175,5 +179,5 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recrea
         certificate_expiry=certificates.expiry,
         elastic_password=credentials.elastic_password,
         # pulumi-kubernetes returns the Job only once it completed.
-        setup_done=setup.job.status,
+        settled=pulumi.Output.all(setup.job.status, roll.finished, kibana.deployment.id),
     )

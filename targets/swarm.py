@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pulumi
+
 from components.certificates import ClusterCertificates
 from components.credentials import StackCredentials
 from components.rolling import container_ca_checks
@@ -43,5 +45,5 @@ def deploy(plan: ClusterPlan, swarm: Swarm, credentials: StackCredentials) -> St
         ca_certificate=certificates.ca_cert_pem,
         certificate_expiry=certificates.expiry,
         elastic_password=credentials.elastic_password,
-        setup_done=stack.setup.cluster_uuid,
+        settled=pulumi.Output.all(stack.setup.cluster_uuid, stack.rolling.finished, stack.kibana_service.id),
     )

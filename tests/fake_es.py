@@ -16,8 +16,9 @@ It answers the way Elasticsearch does where our scripts look:
 The cluster moves on as it is asked: a node excluded from allocation loses `drain_per_poll` shards each
 time its shards are listed (0: it never drains); health turns green after `green_after` polls once
 allocation is enabled again (None: it stays as it is); a node in `absent_for` is missing from the node
-list for that many polls (a restart). Every request is recorded. The certificate comes from a test CA
-(trustme) and names every host given.
+list for that many polls (a restart). A query parameter the real handler does not read is refused with
+400, as BaseRestHandler does. Every request is recorded. The certificate comes from a test CA (trustme,
+or one given) and names every host given.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import base64
 import json
 import ssl
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +38,37 @@ from urllib.parse import parse_qs, urlsplit
 import trustme
 
 STATUS_ORDER = {"red": 0, "yellow": 1, "green": 2}
+# The query parameters each REST handler reads (elastic/elasticsearch rest/action/.../Rest*Action.java
+# prepareRequest, and the request's common ones): BaseRestHandler answers 400 to any other
+# ("contains unrecognized parameter"), as the fake does.
+COMMON_PARAMETERS = {"pretty", "human", "error_trace", "filter_path"}
+CAT_PARAMETERS = {"h", "v", "s", "format", "help", "bytes", "time", "master_timeout", "local"}
+ACCEPTED_PARAMETERS = {
+    ("GET", "root"): set(),
+    ("POST", "password"): {"refresh"},
+    ("PUT", "password"): {"refresh"},
+    ("GET", "health"): {
+        "wait_for_status",
+        "timeout",
+        "master_timeout",
+        "wait_for_events",
+        "wait_for_no_initializing_shards",
+        "wait_for_no_relocating_shards",
+        "wait_for_nodes",
+        "wait_for_active_shards",
+        "level",
+        "local",
+        "expand_wildcards",
+    },
+    ("GET", "cat_nodes"): CAT_PARAMETERS | {"full_id", "include_unloaded_segments"},
+    ("GET", "cat_shards"): CAT_PARAMETERS,
+    ("GET", "settings"): {"flat_settings", "include_defaults", "master_timeout", "timeout", "local"},
+    ("PUT", "settings"): {"flat_settings", "master_timeout", "timeout"},
+    ("POST", "flush"): {"force", "wait_if_ongoing", "ignore_unavailable", "allow_no_indices", "expand_wildcards"},
+    # RestAddVotingConfigExclusionAction, RestClearVotingConfigExclusionsAction.
+    ("POST", "voting"): {"node_names", "node_ids", "timeout", "master_timeout"},
+    ("DELETE", "voting"): {"wait_for_removal", "master_timeout"},
+}
 UNAUTHENTICATED = "missing authentication credentials for REST request [{path}]"
 
 
@@ -68,11 +100,26 @@ class FakeCluster:
     drain_per_poll: int = 1
     green_after: int | None = None
     absent_for: dict[str, int] = field(default_factory=dict)
+    # Nodes restarted from outside (a stand-in kubectl deleting pods): each new name is then missing from
+    # the node list for `restart_polls` polls.
+    restarted: Callable[[], Sequence[str]] | None = None
+    restart_polls: int = 1
+    # Unassigned shards while not green (None: one).
+    unassigned: int | None = None
+    # The next `busy` settings writes answer 503 (a master election); reads of the settings fail while
+    # `settings_unreadable`.
+    busy: int = 0
+    settings_unreadable: bool = False
     flushes: int = 0
     # Every settings change in order, for tests that check what happened when.
     history: list[tuple[str, str | None]] = field(default_factory=list)
+    _seen_restarts: set[str] = field(default_factory=set)
 
     def present_nodes(self) -> list[str]:
+        for name in self.restarted() if self.restarted else ():
+            if name not in self._seen_restarts:
+                self._seen_restarts.add(name)
+                self.absent_for[name] = self.restart_polls
         for name in list(self.absent_for):
             self.absent_for[name] -= 1
             if self.absent_for[name] < 0:
@@ -101,7 +148,7 @@ class FakeCluster:
             "cluster_name": "fake",
             "status": status,
             "number_of_nodes": len(self.nodes),
-            "unassigned_shards": 0 if status == "green" else 1,
+            "unassigned_shards": 0 if status == "green" else (1 if self.unassigned is None else self.unassigned),
             "initializing_shards": self.initializing,
             "relocating_shards": self.relocating,
         }
@@ -156,6 +203,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         privileges = self.cluster.users[user][1]
         parts = [part for part in url.path.split("/") if part]
+        unknown = sorted(set(parse_qs(url.query)) - COMMON_PARAMETERS - self._accepted(method, parts))
+        if unknown:
+            reason = f"request [{url.path}] contains unrecognized parameter: [{unknown[0]}]"
+            self._send(400, {"error": {"type": "illegal_argument_exception", "reason": reason}, "status": 400})
+            return
         if method == "GET" and not parts:
             uuid = self.cluster.cluster_uuid if self.cluster.formed else "_na_"
             self._send(200, {"name": "fake-node", "cluster_uuid": uuid, "version": {"number": "9.5.2"}})
@@ -192,8 +244,26 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {"error": f"the fake does not answer {method} {url.path}"})
 
+    @staticmethod
+    def _accepted(method: str, parts: list[str]) -> set[str]:
+        route = {
+            (): "root",
+            ("_cluster", "health"): "health",
+            ("_cat", "nodes"): "cat_nodes",
+            ("_cat", "shards"): "cat_shards",
+            ("_cluster", "settings"): "settings",
+            ("_flush",): "flush",
+            ("_cluster", "voting_config_exclusions"): "voting",
+        }.get(tuple(parts), "password" if parts[-1:] == ["_password"] else "")
+        return ACCEPTED_PARAMETERS.get((method, route), set())
+
     def _settings(self, method: str, body: str) -> None:
-        if method == "PUT":
+        if method == "PUT" and self.cluster.busy > 0:
+            self.cluster.busy -= 1
+            self._send(503, {"error": {"type": "master_not_discovered_exception"}, "status": 503})
+        elif method == "GET" and self.cluster.settings_unreadable:
+            self._send(500, {"error": {"type": "internal_server_error"}, "status": 500})
+        elif method == "PUT":
             for key, value in json.loads(body)["persistent"].items():
                 self.cluster.history.append((key, value))
                 if value is None:
@@ -233,9 +303,12 @@ class RunningServer:
 
 
 @contextmanager
-def fake_elasticsearch(cluster: FakeCluster, hosts: Sequence[str], directory: Path) -> Iterator[RunningServer]:
-    """Serve `cluster` over HTTPS on 127.0.0.1 with a certificate for `hosts` (and localhost)."""
-    authority = trustme.CA()
+def fake_elasticsearch(
+    cluster: FakeCluster, hosts: Sequence[str], directory: Path, *, authority: trustme.CA | None = None
+) -> Iterator[RunningServer]:
+    """Serve `cluster` over HTTPS on 127.0.0.1 with a certificate for `hosts` (and localhost), issued by
+    `authority` (a new test CA by default)."""
+    authority = authority or trustme.CA()
     certificate = authority.issue_cert(*dict.fromkeys([*hosts, "localhost", "127.0.0.1"]))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     certificate.configure_cert(context)

@@ -127,9 +127,48 @@ def test_removing_half_the_masters_at_once_is_refused() -> None:
     )
 
 
-def test_removing_one_master_of_three_is_allowed() -> None:
-    result = formed("lab-groups", lambda c: c[CLUSTER]["node_groups"][0].update(count=2))
-    assert [c.name for c in rules.es_containers(result)].count("labg-master-2") == 0
+def test_taking_the_master_role_from_half_the_masters_is_refused() -> None:
+    """Names unchanged, roles gone: the nodes leave the voting configuration just the same."""
+    six_masters = edited("lab-groups", lambda c: c[CLUSTER]["node_groups"][1].update(roles=["master", "data"]))
+    error, _ = render_failure(
+        "lab-groups", edited("lab-groups", lambda c: None), previous=render("lab-groups", six_masters).outputs
+    )
+    assert isinstance(error, ConfigError)
+    assert (
+        "removes 3 of the 6 master-eligible nodes (labg-data-0, labg-data-1, labg-data-2), or their master role"
+        in str(error)
+    )
+
+
+def test_going_from_three_masters_to_two_is_refused() -> None:
+    refused(
+        "lab-groups",
+        lambda c: c[CLUSTER]["node_groups"][0].update(count=2),
+        "leaves two master-eligible nodes",
+        "holds the only vote",
+    )
+
+
+def test_removing_one_master_of_five_is_allowed() -> None:
+    five = edited("lab-groups", lambda c: c[CLUSTER]["node_groups"][0].update(count=5))
+    four = edited("lab-groups", lambda c: c[CLUSTER]["node_groups"][0].update(count=4))
+    result = render("lab-groups", four, previous=render("lab-groups", five).outputs)
+    assert "labg-master-4" not in [c.name for c in rules.es_containers(result)]
+
+
+def test_adding_and_removing_data_nodes_at_once_is_refused() -> None:
+    """A renamed data group: its shards would have nowhere to go but the nodes that stay."""
+
+    def rename_data(config: dict[str, Any]) -> None:
+        config[CLUSTER]["node_groups"][1]["name"] = "hot"
+
+    refused(
+        "lab-groups",
+        rename_data,
+        "adds data nodes (labg-hot-0, labg-hot-1, labg-hot-2) and removes others (labg-data-0, labg-data-1, "
+        "labg-data-2) at once",
+        "Add the new nodes with one `pulumi up`, remove the old ones with the next",
+    )
 
 
 def test_removing_the_last_data_node_is_refused() -> None:

@@ -9,6 +9,7 @@ The StatefulSet controller's (OnDelete): a deleted pod comes back with the State
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from escluster.k8s_plan import CERTS_DIR
 from escluster.rolling import ALLOCATION_ENABLE, POLL_SECONDS
@@ -24,7 +26,7 @@ from escluster.scripts import curl_config_user
 from escluster.security import ADMIN_USER
 from tests import rules
 from tests.fake_es import FakeCluster, fake_elasticsearch
-from tests.harness import PROJECT, Render, read_stack_config, render
+from tests.harness import PROJECT, Render, read_stack_config, render, render_failure
 from tests.test_rolling import second
 
 FAKE_KUBECTL = r'''#!/usr/bin/env python3
@@ -70,6 +72,15 @@ elif args[0] == "delete" and args[1] == "pod":
     save()
 elif args[0] == "exec":
     script_args = args[args.index("--") + 1:]
+    pod = args[2] if args[1] == "-i" else args[1]
+    if pod in state.get("unreachable", []):
+        sys.exit("error: unable to upgrade connection: container not found")
+    if script_args[0] == "cat":
+        bundle = state.get("bundles", {}).get(pod)
+        if bundle is None:
+            sys.exit(1)
+        print(bundle, end="")
+        sys.exit(0)
     script = script_args[2].replace(os.environ["POD_CA"], os.environ["FAKE_CA"])
     sys.exit(subprocess.run(["bash", "-c", script, *script_args[3:]], stdin=sys.stdin).returncode)
 else:
@@ -109,20 +120,37 @@ def roll_command(result: Render) -> dict[str, Any]:
 
 
 def run_roll(tools: Path, fake: FakeCluster, *, never_ready: tuple[str, ...] = ()) -> tuple[int, str, dict[str, Any]]:
-    roll = roll_command(upgraded())
+    statefulsets = {"kg-data": 2, "kg-coord": 1, "kg-master": 3}
+    return run_kubectl_script(tools, fake, roll_command(upgraded()), PODS, statefulsets, never_ready=never_ready)
+
+
+def run_kubectl_script(
+    tools: Path,
+    fake: FakeCluster,
+    command: dict[str, Any],
+    pods: dict[str, str],
+    statefulsets: dict[str, int],
+    *,
+    never_ready: tuple[str, ...] = (),
+    extra: dict[str, Any] | None = None,
+    authority: trustme.CA | None = None,
+) -> tuple[int, str, dict[str, Any]]:
+    """A rendered Command (`create`, `interpreter`) run against the stand-in kubectl, whose pods (name →
+    revision) answer as the fake Elasticsearch; StatefulSets (name → replicas) have revision "new".
+    `extra`: more of the stand-in's state (`bundles`: what `cat` of a pod's file prints; `unreachable`);
+    `authority`: the CA of the fake's certificate."""
     state = {
-        "pods": {name: {"revision": rev, "ready": True} for name, rev in PODS.items()},
-        "statefulsets": {
-            "kg-data": {"updateRevision": "new", "replicas": 2},
-            "kg-coord": {"updateRevision": "new", "replicas": 1},
-            "kg-master": {"updateRevision": "new", "replicas": 3},
-        },
+        "pods": {name: {"revision": rev, "ready": True} for name, rev in pods.items()},
+        "statefulsets": {name: {"updateRevision": "new", "replicas": n} for name, n in statefulsets.items()},
         "deleted": [],
         "never_ready": list(never_ready),
+        **(extra or {}),
     }
     (tools / "state.json").write_text(json.dumps(state))
-    script = roll["create"].replace(f"sleep {POLL_SECONDS}", "sleep 0.05").replace("1800", "3")
-    with fake_elasticsearch(fake, ["localhost"], tools) as server:
+    # A deleted pod is missing from the cluster for a poll, until it is back.
+    fake.restarted = lambda: deleted_pods(tools / "state.json")
+    script = command["create"].replace(f"sleep {POLL_SECONDS}", "sleep 0.05").replace("1800", "3")
+    with fake_elasticsearch(fake, ["localhost"], tools, authority=authority) as server:
         home = tools / "curl"
         home.mkdir(exist_ok=True)
         (home / ".curlrc").write_text(f'connect-to = "::127.0.0.1:{server.port}"\n')
@@ -135,7 +163,7 @@ def run_roll(tools: Path, fake: FakeCluster, *, never_ready: tuple[str, ...] = (
             "HOME": str(home),
         }
         result = subprocess.run(
-            [*roll["interpreter"], script],
+            [*command["interpreter"], script],
             input=curl_config_user(ADMIN_USER, "admin-pw"),
             env=env,
             capture_output=True,
@@ -143,7 +171,14 @@ def run_roll(tools: Path, fake: FakeCluster, *, never_ready: tuple[str, ...] = (
             check=False,
             timeout=120,
         )
-    return result.returncode, result.stderr, json.loads((tools / "state.json").read_text())
+    return result.returncode, result.stdout + result.stderr, json.loads((tools / "state.json").read_text())
+
+
+def deleted_pods(state_file: Path) -> list[str]:
+    try:
+        return list(json.loads(state_file.read_text())["deleted"])
+    except json.JSONDecodeError:  # the stand-in kubectl is writing it
+        return []
 
 
 def cluster(**fields: Any) -> FakeCluster:
@@ -152,7 +187,7 @@ def cluster(**fields: Any) -> FakeCluster:
 
 
 def test_the_roll_restarts_old_pods_one_at_a_time_masters_last(tools: Path) -> None:
-    fake = cluster(absent_for={"kg-data-1": 1, "kg-master-2": 1})
+    fake = cluster()
     code, stderr, state = run_roll(tools, fake)
     assert code == 0, stderr
     assert state["deleted"] == ["kg-data-1", "kg-data-0", "kg-master-2", "kg-master-1", "kg-master-0"]
@@ -165,7 +200,7 @@ def test_the_roll_restarts_old_pods_one_at_a_time_masters_last(tools: Path) -> N
 def test_the_roll_stops_at_a_pod_after_which_the_cluster_stays_yellow(tools: Path) -> None:
     code, stderr, state = run_roll(tools, _yellow_after_first_restart(cluster(green_after=None)))
     assert code == 1
-    assert "after kg-data-1 restarted, the cluster did not get back to green" in stderr
+    assert "after kg-data-1 restarted, the cluster did not get back to its health before the change (green" in stderr
     assert "the cluster is yellow" in stderr
     assert state["deleted"] == ["kg-data-1"], "a further pod was restarted"
 
@@ -193,5 +228,63 @@ def test_the_roll_stops_at_a_pod_that_never_comes_back(tools: Path) -> None:
 def test_the_roll_touches_nothing_on_a_red_cluster(tools: Path) -> None:
     fake = cluster(formed=False)
     code, stderr, state = run_roll(tools, fake)
-    assert code == 1 and "not touching a red cluster" in stderr
+    assert code == 1 and "not restarting kg-data-1" in stderr and "the cluster is red" in stderr
     assert state["deleted"] == []
+
+
+def kubectl_lines(result: Render) -> list[str]:
+    """Every kubectl target of the program's local commands (the `K=` of a preamble, MetalLB's steps)."""
+    found = []
+    for command in result.of_type(rules.COMMAND):
+        lines = str(command.inputs.get("create", "")).splitlines()
+        found += [line for line in lines if re.search(r"(^K=|\$\(|\| |^)'?kubectl ", line.strip())]
+    return found
+
+
+def test_kubectl_follows_the_providers_own_context_and_kubeconfig() -> None:
+    """Without `kubernetes.context`, the default provider reads `kubernetes:context` and
+    `kubernetes:kubeconfig`; the roll, drain and MetalLB steps must go to that same cluster."""
+    config = read_stack_config("k8s-metallb")
+    config[f"{PROJECT}:kubernetes"] = {k: v for k, v in config[f"{PROJECT}:kubernetes"].items() if k != "context"}
+    config |= {"kubernetes:context": "site-b", "kubernetes:kubeconfig": "/etc/kube/site-b.yaml"}
+    first = render("k8s-metallb", config)
+    after = render("k8s-metallb", config, previous=render("k8s-metallb", config, previous=first.outputs).outputs)
+    lines = kubectl_lines(after) + kubectl_lines(first)
+    assert lines and all("kubectl --kubeconfig /etc/kube/site-b.yaml --context site-b" in line for line in lines), lines
+    adopting = next(p for p in after.resources if p.name == "kubernetes-namespace")
+    assert adopting.inputs["context"] == "site-b" and adopting.inputs["kubeconfig"] == "/etc/kube/site-b.yaml"
+
+
+def test_kubeconfig_contents_in_the_provider_config_are_refused() -> None:
+    config = read_stack_config("prod") | {"kubernetes:kubeconfig": "apiVersion: v1\nkind: Config\nclusters: []\n"}
+    error, partial = render_failure("prod", config)
+    assert "kubernetes:kubeconfig holds a kubeconfig's contents" in str(error)
+    assert partial.resources == []
+
+
+def test_a_single_pod_cluster_rolls(tools: Path) -> None:
+    """The pod being restarted is the only one: the steps before its deletion still ask it."""
+
+    def one_pod(config: dict[str, Any]) -> None:
+        config[f"{PROJECT}:cluster"]["node_groups"] = [
+            {"name": "one", "count": 1, "roles": ["master", "data", "ingest"], "memory": "2g", "storage": "5Gi"}
+        ]
+
+    config = read_stack_config("k8s-groups")
+    config[f"{PROJECT}:cluster"] = dict(config[f"{PROJECT}:cluster"])
+    one_pod(config)
+    first = render("k8s-groups", config)
+    formed_ = render("k8s-groups", config, previous=first.outputs)
+    upgraded_config = {**config, f"{PROJECT}:cluster": {**config[f"{PROJECT}:cluster"], "version": "9.6.0"}}
+    roll = roll_command(render("k8s-groups", upgraded_config, previous=formed_.outputs))
+    fake = FakeCluster(users={ADMIN_USER: ("admin-pw", "superuser")}, nodes=["kg-one-0"])
+    code, output, state = run_kubectl_script(tools, fake, roll, {"kg-one-0": "old"}, {"kg-one": 1})
+    assert code == 0, output
+    assert state["deleted"] == ["kg-one-0"]
+    assert [value for key, value in fake.history if key == ALLOCATION_ENABLE] == ["primaries", None]
+
+
+def test_the_roll_stops_when_kubectl_cannot_read_a_statefulset(tools: Path) -> None:
+    """A wrong context or missing RBAC must not pass for "nothing to restart"."""
+    code, output, _ = run_kubectl_script(tools, cluster(), roll_command(upgraded()), PODS, {"kg-data": 2})
+    assert code == 1 and "could not read StatefulSet kg-coord" in output

@@ -145,3 +145,48 @@ def test_a_failed_setup_step_leaves_the_last_state_in_place(stack: str) -> None:
     error, partial = render_failure(stack, failures={f"{stack}-setup": "setup gave up after 900 seconds"})
     assert "setup gave up" in str(error)
     assert partial.outputs == {}
+
+
+def upgrade(stack: str) -> dict[str, Any]:
+    return edited(stack, lambda c: c[CLUSTER].update(version="9.6.0"))
+
+
+@pytest.mark.parametrize(
+    ("stack", "failing"),
+    [
+        ("lab-groups", "labg-data-1-gate"),
+        ("lab-groups", "labg-master-0-prepare"),
+        ("swarm-groups", "swg-master-2-gate"),
+        ("k8s-groups", "kg-rolling-roll"),
+        ("lab-groups", "labg-kibana-0"),
+        ("k8s-groups", "kg-kibana"),
+    ],
+)
+def test_a_failed_step_of_a_change_leaves_the_last_state_in_place(stack: str, failing: str) -> None:
+    """The state must not move on while a roll is half done (pulumi/pulumi deployment_executor keeps the
+    stack outputs the program sent even when the update fails): every step of the run's changes must have
+    passed before the state resolves, so a failed one leaves the last state."""
+    formed_state = render(stack, read_stack_config(stack), previous=rendered(stack).outputs).outputs
+    error, partial = render_failure(stack, upgrade(stack), previous=formed_state, failures={failing: "gate failed"})
+    assert "gate failed" in str(error)
+    assert "cluster_state" not in partial.outputs
+
+
+def test_a_failure_outside_the_cluster_steps_still_shows_in_the_outputs() -> None:
+    """The counterpart, so the test above can fail: the harness sees outputs a failed run sent (here
+    Kibana's Service, which the state does not depend on)."""
+    formed_state = render("k8s-groups", read_stack_config("k8s-groups"), previous=rendered("k8s-groups").outputs)
+    error, partial = render_failure(
+        "k8s-groups", upgrade("k8s-groups"), previous=formed_state.outputs, failures={"kg-kibana-http": "no room"}
+    )
+    assert "no room" in str(error)
+    assert partial.outputs["cluster_state"]["version"] == "9.6.0"
+
+
+def test_a_state_written_before_later_keys_existed_is_read() -> None:
+    """9cfb054 wrote no seeds, drained or ca: a stack deployed by it must still run."""
+    state = copy.deepcopy(dict(rendered("lab").outputs["cluster_state"]))
+    for key in ("seeds", "drained", "drained_masters", "ca"):
+        state.pop(key)
+    result = render("lab", read_stack_config("lab"), previous={"cluster_state": state})
+    assert result.outputs["cluster_state"]["ca"] == {"trusted": [1], "issuing": 1}

@@ -156,7 +156,7 @@ def test_a_version_upgrade_rolls_every_node_as_an_upgrade(stack: str) -> None:
         gate = task(after, f"{name}-gate")
         assert gate is not None
         step = shlex.split(rules.docker_argv(gate.inputs["create"])[-1].strip().splitlines()[-1])
-        assert step[0] == "gate_node" and step[3] == "1", f"{name}: not gated as an upgrade ({step})"
+        assert step[0] == "gate_node" and step[4] == "1", f"{name}: not gated as an upgrade ({step})"
 
 
 @pytest.mark.parametrize("stack", ["lab", "staging"])
@@ -210,9 +210,19 @@ def test_a_data_node_is_drained_before_it_is_removed() -> None:
 
 
 def test_a_master_leaves_the_voting_configuration_before_it_is_removed() -> None:
-    after = formed("lab-groups", lambda c: c[CLUSTER]["node_groups"][0].update(count=2))
+    def masters(count: int) -> Callable[[dict[str, Any]], None]:
+        return lambda c: c[CLUSTER]["node_groups"][0].update(count=count)
+
+    five = edited("lab-groups", masters(5))
+    formed_five = render("lab-groups", five, previous=render("lab-groups", five).outputs)
+    after = render("lab-groups", edited("lab-groups", masters(4)), previous=formed_five.outputs)
     drain = task(after, "labg-rolling-drain")
-    assert drain is not None and "drain_node labg-master-2 1 " in rules.docker_argv(drain.inputs["create"])[-1]
+    assert drain is not None and "drain_node labg-master-4 1 " in rules.docker_argv(drain.inputs["create"])[-1]
+    # The next run clears the voting exclusions once the master has left.
+    cleanup = task(
+        render("lab-groups", edited("lab-groups", masters(4)), previous=after.outputs), "labg-rolling-cleanup"
+    )
+    assert cleanup is not None and "voting_config_exclusions" in rules.docker_argv(cleanup.inputs["create"])[-1]
 
 
 def test_an_unchanged_stack_runs_no_task() -> None:
@@ -245,7 +255,7 @@ def test_a_kubernetes_version_upgrade_rolls_pods_one_at_a_time_masters_last() ->
     script = task_.inputs["create"]
     line = next(line for line in script.splitlines() if line.startswith("for sts in "))
     assert line == "for sts in kg-data kg-coord kg-master; do"
-    assert 'gate_node "$pod" "$target" 1 ' in script
+    assert 'gate_node "$pod" "$status" "$unassigned" 1 ' in script
 
 
 def test_an_unchanged_kubernetes_stack_does_not_roll() -> None:
@@ -258,3 +268,25 @@ def test_kubernetes_drains_before_the_statefulset_shrinks() -> None:
     assert "drain_node kg-data-1 0 " in drain.inputs["create"]
     shrunk = after.named("kg-data")
     assert shrunk.inputs["spec"]["replicas"] == 1 and drain.urn in shrunk.dependencies
+
+
+def test_a_change_outside_the_settings_still_goes_through_each_nodes_gate() -> None:
+    """Swarm updates a service for its placement as for anything else, which restarts its task: the
+    data nodes moved to other racks restart one at a time behind their gates."""
+
+    def move_data(config: dict[str, Any]) -> None:
+        config[CLUSTER]["node_groups"][1]["placement"] = ["rack=r2", "rack=r3", "rack=r1"]
+
+    after = formed("swarm-groups", move_data)
+    assert restarted(second("swarm-groups"), after) == ["swg-data-0", "swg-data-1", "swg-data-2"]
+
+
+def test_a_gate_runs_again_whenever_its_prepare_did() -> None:
+    """A reverted change runs the prepare again (its spec is new again) and holds the replicas: the gate,
+    which takes the prepare's output, must release them even if the node's own inputs match its state."""
+    after = formed("swarm-groups", lambda c: c[CLUSTER].update(version="9.6.0"))
+    gate = task(after, "swg-data-0-gate")
+    prepare = task(after, "swg-data-0-prepare")
+    assert gate is not None and prepare is not None
+    assert prepare.urn in gate.dependencies or prepare.urn in ancestors(after, gate)
+    assert "ES_NODE_PREPARED" in gate.inputs["environment"]

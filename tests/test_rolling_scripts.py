@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from escluster.changes import RemovedNode
 from escluster.rolling import (
     ALLOCATION_ENABLE,
     ALLOCATION_EXCLUDE,
     LIBRARY,
     POLL_SECONDS,
-    Drained,
     baseline_script,
     cleanup_script,
     container_preamble,
@@ -70,26 +70,52 @@ def run(body: str, fake: FakeCluster | None, run_dir: Path) -> tuple[int, str, s
     return result.returncode, result.stdout, result.stderr
 
 
-def test_baseline_reports_the_status(run_dir: Path) -> None:
-    code, out, _ = run(baseline_script(), cluster(status="yellow"), run_dir)
-    assert code == 0 and out.strip() == "yellow"
+def test_baseline_reports_the_status_and_unassigned_shards(run_dir: Path) -> None:
+    code, out, _ = run(baseline_script(), cluster(status="yellow", unassigned=4), run_dir)
+    assert code == 0 and out.strip() == "yellow 4"
 
 
-def test_baseline_refuses_a_red_cluster(run_dir: Path) -> None:
-    code, _, err = run(baseline_script(), cluster(status="red"), run_dir)
-    assert code == 1 and "not touching a red cluster" in err
+def test_baseline_of_a_red_cluster_lets_only_absent_nodes_change(run_dir: Path) -> None:
+    code, out, err = run(baseline_script(), cluster(status="red", unassigned=2), run_dir)
+    assert code == 0 and out.strip() == "red 2"
+    assert "only nodes that are not in the cluster change" in err
 
 
-def test_baseline_refuses_when_no_node_answers(run_dir: Path) -> None:
-    code, _, err = run(baseline_script(), None, run_dir)
-    assert code == 1 and "no node answered" in err
+def test_baseline_when_no_node_answers(run_dir: Path) -> None:
+    code, out, err = run(baseline_script(), None, run_dir)
+    assert code == 0 and out.strip().splitlines()[-1] == "none -" and "no node answered" in err
 
 
 def test_prepare_keeps_replicas_in_place_and_flushes(run_dir: Path) -> None:
-    fake = cluster()
+    fake = cluster(nodes=["node-1"])
     code, _, _ = run(prepare_script("node-1"), fake, run_dir)
     assert code == 0
     assert fake.settings[ALLOCATION_ENABLE] == "primaries" and fake.flushes == 1
+
+
+def test_prepare_prints_a_new_line_each_time_so_its_gate_runs_again(run_dir: Path) -> None:
+    """The gate takes the prepare's output as an input: a prepare that ran again (a reverted change) must
+    make its gate run again, or allocation would stay at primaries."""
+    outputs = {run(prepare_script("node-1"), cluster(nodes=["node-1"]), run_dir)[1] for _ in range(2)}
+    assert len(outputs) == 2
+
+
+def test_prepare_refuses_a_node_of_a_red_cluster(run_dir: Path) -> None:
+    fake = cluster(nodes=["node-1"], status="red")
+    code, _, err = run(prepare_script("node-1"), fake, run_dir)
+    assert code == 1 and "not restarting node-1" in err and "the cluster is red" in err
+    assert fake.history == [] and fake.flushes == 0
+
+
+def test_a_node_not_in_the_cluster_changes_whatever_the_health(run_dir: Path) -> None:
+    """How a broken change is undone: the node that left may change even on a red cluster (ECK's
+    rolling upgrade deletes pods that are not ready without waiting), or when nothing answers."""
+    fake = cluster(nodes=["node-0"], status="red")
+    code, out, err = run(prepare_script("node-1"), fake, run_dir)
+    assert code == 0, err
+    assert "node-1 is not in the cluster" in out and fake.history == []
+    code, _, err = run(prepare_script("node-0"), None, run_dir)
+    assert code == 0, err
 
 
 def test_the_gate_waits_for_the_node_and_green_then_reenables_allocation(run_dir: Path) -> None:
@@ -101,53 +127,79 @@ def test_the_gate_waits_for_the_node_and_green_then_reenables_allocation(run_dir
         absent_for={"node-1": 2},
         settings={ALLOCATION_ENABLE: "primaries"},
     )
-    code, out, err = run(gate_script("node-1", "green", upgrade=False), fake, run_dir)
+    code, out, err = run(gate_script("node-1", "green 0", upgrade=False), fake, run_dir)
     assert code == 0, err
-    assert "node-1 is back and the cluster is green" in out
+    assert "node-1 is back: the cluster is green" in out
     assert ALLOCATION_ENABLE not in fake.settings
     assert fake.history == [(ALLOCATION_ENABLE, None)], "allocation was re-enabled before the node rejoined"
 
 
 def test_the_gate_stops_the_roll_on_a_cluster_that_never_turns_green(run_dir: Path) -> None:
     fake = cluster(nodes=["node-0", "node-1"], status="yellow", green_after=None)
-    code, _, err = run(gate_script("node-1", "green", upgrade=False, timeout_seconds=FAST), fake, run_dir)
+    code, _, err = run(gate_script("node-1", "green 0", upgrade=False, timeout_seconds=FAST), fake, run_dir)
     assert code == 1
-    assert "after node-1 restarted, the cluster did not get back to green" in err
+    assert "after node-1 restarted, the cluster did not get back to its health before the change (green" in err
     assert "the cluster is yellow (2 nodes" in err and "No further node was changed" in err
 
 
 def test_an_upgrade_goes_on_when_yellow_shards_stay_put(run_dir: Path) -> None:
     """During a version upgrade, replicas of upgraded primaries cannot go to older nodes: yellow with no
     initializing or relocating shard is as good as it gets until the last data node is upgraded."""
-    fake = cluster(nodes=["node-0", "node-1"], status="yellow", green_after=None)
-    code, _, err = run(gate_script("node-1", "green", upgrade=True, timeout_seconds=FAST), fake, run_dir)
+    fake = cluster(nodes=["node-0", "node-1"], status="yellow", green_after=None, unassigned=5)
+    code, _, err = run(gate_script("node-1", "green 0", upgrade=True, timeout_seconds=FAST), fake, run_dir)
     assert code == 0, err
     moving = cluster(nodes=["node-0", "node-1"], status="yellow", green_after=None, relocating=2)
-    code, _, _ = run(gate_script("node-1", "green", upgrade=True, timeout_seconds=FAST), moving, run_dir)
+    code, _, _ = run(gate_script("node-1", "green 0", upgrade=True, timeout_seconds=FAST), moving, run_dir)
     assert code == 1
 
 
-def test_a_yellow_baseline_only_asks_for_yellow_again(run_dir: Path) -> None:
-    fake = cluster(nodes=["node-0"], status="yellow", green_after=None)
-    code, _, err = run(gate_script("node-0", "yellow", upgrade=False, timeout_seconds=FAST), fake, run_dir)
+def test_a_yellow_baseline_asks_for_no_more_unassigned_shards_than_before(run_dir: Path) -> None:
+    """Right after allocation is back, the restarted node's replicas may not have started recovering:
+    yellow with nothing moving is not enough, the unassigned shards must be back to the baseline's."""
+    same = cluster(nodes=["node-0"], status="yellow", green_after=None, unassigned=2)
+    code, _, err = run(gate_script("node-0", "yellow 2", upgrade=False, timeout_seconds=FAST), same, run_dir)
+    assert code == 0, err
+    more = cluster(nodes=["node-0"], status="yellow", green_after=None, unassigned=3)
+    code, _, err = run(gate_script("node-0", "yellow 2", upgrade=False, timeout_seconds=FAST), more, run_dir)
+    assert code == 1 and "(yellow, 2 unassigned shards)" in err
+
+
+def test_the_gate_asks_for_languid_events(run_dir: Path) -> None:
+    """Health is read once the master has no pending task (the reroute after allocation came back)."""
+    fake = cluster(nodes=["node-0"])
+    run(gate_script("node-0", "green 0", upgrade=False), fake, run_dir)
+    health = [r for r in fake.requests if r.path == "/_cluster/health" and r.query]
+    assert health and all(r.query.get("wait_for_events") == ["languid"] for r in health)
+
+
+def test_after_a_red_baseline_the_gate_waits_for_the_node_only(run_dir: Path) -> None:
+    fake = cluster(nodes=["node-0", "node-1"], status="red", absent_for={"node-1": 2})
+    code, _, err = run(gate_script("node-1", "red 3", upgrade=False, timeout_seconds=FAST), fake, run_dir)
     assert code == 0, err
 
 
 def test_the_gate_names_a_node_that_never_rejoins(run_dir: Path) -> None:
     fake = cluster(nodes=["node-0", "node-1"], absent_for={"node-1": 10_000})
-    code, _, err = run(gate_script("node-1", "green", upgrade=False, timeout_seconds=FAST), fake, run_dir)
+    code, _, err = run(gate_script("node-1", "green 0", upgrade=False, timeout_seconds=FAST), fake, run_dir)
     assert code == 1 and "node-1 did not rejoin the cluster within" in err
     assert ALLOCATION_ENABLE not in [key for key, _ in fake.history]
 
 
 def test_the_gate_fails_on_an_unreachable_cluster(run_dir: Path) -> None:
-    code, _, err = run(gate_script("node-1", "green", upgrade=False, timeout_seconds=FAST), None, run_dir)
+    code, _, err = run(gate_script("node-1", "none -", upgrade=False, timeout_seconds=FAST), None, run_dir)
     assert code == 1 and "no node answered" in err
+
+
+def test_settings_writes_are_retried_while_the_master_is_busy(run_dir: Path) -> None:
+    fake = cluster(nodes=["node-1"], busy=2)
+    code, _, err = run(prepare_script("node-1"), fake, run_dir)
+    assert code == 0, err
+    assert fake.settings[ALLOCATION_ENABLE] == "primaries" and fake.busy == 0
 
 
 def test_drain_moves_the_shards_off_then_leaves_the_voting_configuration(run_dir: Path) -> None:
     fake = cluster(nodes=["node-0", "node-1", "node-2"], shards={"node-1": 3, "node-2": 4}, drain_per_poll=2)
-    code, out, err = run(drain_script([Drained("node-1", master_eligible=True)]), fake, run_dir)
+    code, out, err = run(drain_script([RemovedNode("node-1", True, True)]), fake, run_dir)
     assert code == 0, err
     assert fake.shards["node-1"] == 0 and fake.shards["node-2"] == 4
     assert fake.settings[ALLOCATION_EXCLUDE] == "node-1"
@@ -159,7 +211,7 @@ def test_drain_keeps_earlier_exclusions_and_goes_one_node_at_a_time(run_dir: Pat
     fake = cluster(
         nodes=["a", "b", "c"], shards={"b": 1, "c": 1}, settings={ALLOCATION_EXCLUDE: "old"}, drain_per_poll=1
     )
-    code, _, err = run(drain_script([Drained("b", False), Drained("c", False)]), fake, run_dir)
+    code, _, err = run(drain_script([RemovedNode("b", False, True), RemovedNode("c", False, True)]), fake, run_dir)
     assert code == 0, err
     assert [value for key, value in fake.history if key == ALLOCATION_EXCLUDE] == ["old,b", "old,b,c"]
     assert fake.voting_exclusions == []
@@ -167,19 +219,38 @@ def test_drain_keeps_earlier_exclusions_and_goes_one_node_at_a_time(run_dir: Pat
 
 def test_drain_stops_on_a_node_that_never_drains(run_dir: Path) -> None:
     fake = cluster(nodes=["node-0", "node-1"], shards={"node-1": 3}, drain_per_poll=0)
-    code, _, err = run(drain_script([Drained("node-1", False)], timeout_seconds=FAST), fake, run_dir)
+    code, _, err = run(drain_script([RemovedNode("node-1", False, True)], timeout_seconds=FAST), fake, run_dir)
     assert code == 1 and "node-1 still holds 3 shards" in err and "it stays excluded and is not removed" in err
 
 
 def test_cleanup_clears_the_exclusions_of_nodes_that_left(run_dir: Path) -> None:
     fake = cluster(nodes=["a"], settings={ALLOCATION_EXCLUDE: "b,x,c"}, voting_exclusions=["b"])
-    code, _, err = run(cleanup_script(["b", "c"]), fake, run_dir)
+    code, _, err = run(cleanup_script([RemovedNode("b", True, True), RemovedNode("c", False, True)], []), fake, run_dir)
     assert code == 0, err
     assert fake.settings[ALLOCATION_EXCLUDE] == "x" and fake.voting_exclusions == []
 
 
-def test_cleanup_waits_for_a_removed_node_to_leave(run_dir: Path) -> None:
+def test_cleanup_keeps_the_exclusions_of_a_removed_node_still_there(run_dir: Path) -> None:
+    """Pulumi deletes removed nodes after every other step; one it could not delete keeps its exclusions,
+    and the run goes on (waiting for it would fail every later `up`)."""
+    fake = cluster(nodes=["a", "b"], settings={ALLOCATION_EXCLUDE: "b,c"}, voting_exclusions=["b"])
+    code, out, err = run(
+        cleanup_script([RemovedNode("b", True, True), RemovedNode("c", False, True)], []), fake, run_dir
+    )
+    assert code == 0, err
+    assert "b was removed but is still in the cluster" in out
+    assert fake.settings[ALLOCATION_EXCLUDE] == "b" and fake.voting_exclusions == ["b"]
+
+
+def test_cleanup_clears_the_exclusion_of_a_node_that_comes_back(run_dir: Path) -> None:
     fake = cluster(nodes=["a", "b"], settings={ALLOCATION_EXCLUDE: "b"})
-    code, _, err = run(cleanup_script(["b"], timeout_seconds=FAST), fake, run_dir)
-    assert code == 1 and "b was removed but is still in the cluster" in err
-    assert fake.settings[ALLOCATION_EXCLUDE] == "b"
+    code, _, err = run(cleanup_script([], ["b"]), fake, run_dir)
+    assert code == 0, err
+    assert ALLOCATION_EXCLUDE not in fake.settings
+
+
+def test_cleanup_changes_nothing_when_it_cannot_read_the_exclusions(run_dir: Path) -> None:
+    fake = cluster(nodes=["a"], settings={ALLOCATION_EXCLUDE: "b,x"}, settings_unreadable=True)
+    code, _, err = run(cleanup_script([RemovedNode("b", False, True)], []), fake, run_dir)
+    assert code == 1 and "could not read the cluster settings" in err
+    assert fake.history == [], "the exclusions were written without being read"

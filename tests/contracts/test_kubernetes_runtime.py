@@ -237,11 +237,12 @@ def check_setup_pod_stays_out_of_es_services(render: Render) -> None:
     the Elasticsearch selector, or it would be an endpoint of the ES Services and of discovery's DNS."""
     for job in render.of_type(JOB):
         labels = job.inputs["spec"]["template"]["metadata"].get("labels", {})
-        for service in render.of_type(SERVICE):
-            selector = service.inputs["spec"].get("selector", {})
-            assert not (selector and selector.items() <= labels.items()), (
-                f"{job.name}: its pod is behind {service.name}"
-            )
+        behind = sorted(
+            service.name
+            for service in render.of_type(SERVICE)
+            if (selector := service.inputs["spec"].get("selector", {})) and selector.items() <= labels.items()
+        )
+        assert not behind, f"{job.name}: its pod is behind {', '.join(behind)}"
 
 
 CONTRACTS = {
@@ -363,5 +364,5 @@ def test_a_setup_pod_with_the_es_labels_is_caught() -> None:
     result = broken()
     es_labels = result.named("prod-es").inputs["spec"]["template"]["metadata"]["labels"]
     result.named("prod-setup").inputs["spec"]["template"]["metadata"]["labels"] = dict(es_labels)
-    with pytest.raises(AssertionError, match="its pod is behind prod-es-headless"):
+    with pytest.raises(AssertionError, match="its pod is behind prod-es-headless, prod-es-http"):
         check_setup_pod_stays_out_of_es_services(result)
