@@ -65,6 +65,13 @@ def after(check: pulumi.CustomResource | None, value: pulumi.Output[str]) -> pul
     return pulumi.Output.all(check.id, value).apply(lambda values: str(values[1]))
 
 
+def trust_bundle(pems: Sequence[str]) -> str:
+    """Several CA certificates as one PEM file, each whole on its own lines: Elasticsearch reads every
+    certificate of each `certificate_authorities` file, Kibana and curl every one of a PEM file
+    (tests/contracts/test_trust_bundles.py)."""
+    return "".join(pem if pem.endswith("\n") else pem + "\n" for pem in pems)
+
+
 class ClusterCertificates(pulumi.ComponentResource):
     # Every CA certificate the nodes, Kibana and clients must trust (escluster.changes.CaPlan), one PEM file.
     ca_cert_pem: pulumi.Output[str]
@@ -103,11 +110,7 @@ class ClusterCertificates(pulumi.ComponentResource):
                 opts=child,
             )
             authorities[generation] = (ca_key, ca_cert)
-        # A bundle of PEM certificates in one file: Elasticsearch reads every certificate of each file in
-        # `certificate_authorities`, Kibana (Node's `ca`) every certificate of a PEM string.
-        self.ca_cert_pem = pulumi.Output.all(*(authorities[g][1].cert_pem for g in ca.trusted)).apply(
-            lambda pems: "".join(pem if pem.endswith("\n") else pem + "\n" for pem in pems)
-        )
+        self.ca_cert_pem = pulumi.Output.all(*(authorities[g][1].cert_pem for g in ca.trusted)).apply(trust_bundle)
         issuing_key, issuing_cert = authorities[ca.issuing]
         self.issuing_ca_pem = issuing_cert.cert_pem
         if ca.drop_after_check:

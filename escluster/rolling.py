@@ -418,7 +418,7 @@ echo "every pod presents a certificate from CA generation {generation}"
 def kubernetes_trust_check_script(ca_pem: str, generation: int, ca_file: str) -> str:
     """Step 2 on Kubernetes, before certificates from the new CA reach the pods: every pod's mounted
     trust bundle (`ca_file`) holds the new CA (step 1 put it in the Secret; the kubelet copies it later)."""
-    body = "".join(line for line in ca_pem.splitlines() if line and not line.startswith("-----"))
+    body = "".join("".join(line.split()) for line in ca_pem.splitlines() if not line.startswith("-----"))
     return f"""{_EVERY_POD}
   bundle=$($K exec "$pod" -c elasticsearch -- cat {_q(ca_file)} 2>/dev/null) ||
     fail "could not read the trust bundle of $pod: no certificate from CA generation {generation} is issued \\

@@ -7,7 +7,10 @@ from functools import cache
 
 import pytest
 
+from tests.fake_kubectl import tools
 from tests.harness import Render, render, stacks_of_target
+
+__all__ = ["tools"]  # a fixture for every test module
 
 # A developer's shell may carry a real stack's config; the mocks runs must see only their own.
 for variable in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS", "DOCKER_HOST"):
