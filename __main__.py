@@ -27,10 +27,11 @@ seeds: tuple[str, ...] = ()
 if config.target is Target.kubernetes:
     kibana_recreate = previous is not None and previous.kibana_version != config.kibana_version
     k8s_plan = build_kubernetes_plan(config, lifecycle, access)
+    bootstrap_nodes = k8s_plan.bootstrap_nodes
     outputs = kubernetes_target.deploy(k8s_plan, credentials, kibana_recreate=kibana_recreate)
 else:
     plan = build_plan(config, lifecycle)
-    seeds = plan.seed_hosts
+    seeds, bootstrap_nodes = plan.seed_hosts, plan.bootstrap_nodes
     if config.target is Target.swarm and config.swarm is not None:
         outputs = swarm_target.deploy(plan, config.swarm, credentials)
     else:
@@ -45,5 +46,7 @@ pulumi.export("certificate_expiry", outputs.certificate_expiry)
 # engine keeps the last ones. It holds no secret (the tasks' outputs are secret because their input is).
 pulumi.export(
     STATE_OUTPUT,
-    pulumi.Output.unsecret(outputs.settled.apply(lambda _: lifecycle.state(config, seeds).as_output())),
+    pulumi.Output.unsecret(
+        outputs.settled.apply(lambda _: lifecycle.state(config, seeds, bootstrap_nodes).as_output())
+    ),
 )

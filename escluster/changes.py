@@ -112,7 +112,7 @@ class Lifecycle:
     recorded_nodes: tuple[str, ...] = ()
     returning: tuple[str, ...] = ()
 
-    def state(self, config: StackConfig, seeds: tuple[str, ...]) -> ClusterState:
+    def state(self, config: StackConfig, seeds: tuple[str, ...], bootstrap_nodes: tuple[str, ...]) -> ClusterState:
         """The state to record once every step of this run on the cluster passed."""
         return planned_state(
             config,
@@ -121,6 +121,7 @@ class Lifecycle:
             drained=tuple(n.name for n in self.removed),
             drained_masters=tuple(n.name for n in self.removed if n.master_eligible),
             ca=(self.ca.trusted, self.ca.issuing),
+            bootstrap_nodes=bootstrap_nodes,
         )
 
 

@@ -16,6 +16,7 @@ from escluster.plan import (
     ES_CONFIG_DIR,
     ES_DATA_DIR,
     HTTP_PORT,
+    INITIAL_MASTER_NODES,
     KIBANA_CONFIG_DIR,
     LOOPBACK_IPS,
     SettingValue,
@@ -107,6 +108,11 @@ class KubernetesPlan:
         return "privileged" if self.settings.sysctl_init else "baseline"
 
     @property
+    def bootstrap_nodes(self) -> tuple[str, ...]:
+        """The pods whose settings name `cluster.initial_master_nodes` (a new cluster's masters)."""
+        return tuple(pod for group in self.groups if INITIAL_MASTER_NODES in group.settings for pod in group.pods)
+
+    @property
     def cluster_labels(self) -> dict[str, str]:
         return {"app.kubernetes.io/name": "elasticsearch", "app.kubernetes.io/instance": self.cluster_name}
 
@@ -152,7 +158,7 @@ def build_kubernetes_plan(
             # The headless Service publishes not-ready pods, so nodes find each other while forming.
             settings["discovery.seed_hosts"] = [f"{headless}.{namespace}.svc"]
             if group.master_eligible and initial_masters:
-                settings["cluster.initial_master_nodes"] = list(initial_masters)
+                settings[INITIAL_MASTER_NODES] = list(initial_masters)
         groups.append(
             GroupPlan(
                 statefulset=statefulset,

@@ -26,6 +26,7 @@ KIBANA_CONFIG_DIR = f"{KIBANA_HOME}/config"
 # Secret files go here, never into env (Kibana fills its keystore from them).
 SECRETS_DIR = "/run/secrets"
 HTTP_PORT = 9200
+INITIAL_MASTER_NODES = "cluster.initial_master_nodes"
 TRANSPORT_PORT = 9300
 KIBANA_PORT = 5601
 KIBANA_USER = "kibana_system"
@@ -152,6 +153,11 @@ class ClusterPlan:
         return tuple(node.url for node in self.nodes)
 
     @property
+    def bootstrap_nodes(self) -> tuple[str, ...]:
+        """The nodes whose settings name `cluster.initial_master_nodes` (a new cluster's masters)."""
+        return tuple(node.name for node in self.nodes if INITIAL_MASTER_NODES in node.settings)
+
+    @property
     def running_urls(self) -> tuple[str, ...]:
         """The URLs of the nodes kept from the last state: the ones running when this run starts."""
         return tuple(node.url for node in self.nodes if node.name in self.lifecycle.recorded_nodes)
@@ -217,7 +223,7 @@ def build_plan(config: StackConfig, lifecycle: Lifecycle | None = None) -> Clust
         else:
             settings["discovery.seed_hosts"] = list(seed_hosts)
             if group.master_eligible and initial_masters:
-                settings["cluster.initial_master_nodes"] = list(initial_masters)
+                settings[INITIAL_MASTER_NODES] = list(initial_masters)
         pinned = swarm.get(slot.name)
         if host is not None:
             published = [host.address]

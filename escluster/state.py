@@ -44,6 +44,9 @@ class ClusterState:
     # CA generations in every trust bundle (oldest first), and the one that signs the node certificates.
     ca_trusted: tuple[int, ...] = (1,)
     ca_issuing: int = 1
+    # The nodes whose settings still name `cluster.initial_master_nodes` (the run that formed the cluster
+    # sets it; the next drops it): `verify` expects exactly these to carry it.
+    bootstrap_nodes: tuple[str, ...] = ()
 
     def as_output(self) -> dict[str, Any]:
         return {
@@ -62,6 +65,7 @@ class ClusterState:
             "drained": list(self.drained),
             "drained_masters": list(self.drained_masters),
             "ca": {"trusted": list(self.ca_trusted), "issuing": self.ca_issuing},
+            "bootstrap_nodes": list(self.bootstrap_nodes),
         }
 
 
@@ -89,6 +93,7 @@ def parse_state(value: Any) -> ClusterState | None:
         drained_masters=tuple(value.get("drained_masters", ())),
         ca_trusted=tuple(int(g) for g in ca.get("trusted", (1,))),
         ca_issuing=int(ca.get("issuing", 1)),
+        bootstrap_nodes=tuple(value.get("bootstrap_nodes", ())),
     )
 
 
@@ -100,6 +105,7 @@ def planned_state(
     drained: tuple[str, ...] = (),
     drained_masters: tuple[str, ...] = (),
     ca: tuple[tuple[int, ...], int] | None = None,
+    bootstrap_nodes: tuple[str, ...] = (),
 ) -> ClusterState:
     """The state this run deploys."""
     cluster = config.cluster
@@ -130,4 +136,5 @@ def planned_state(
         drained_masters,
         trusted,
         issuing,
+        bootstrap_nodes,
     )

@@ -66,6 +66,8 @@ ACCEPTED_PARAMETERS = {
     ("PUT", "settings"): {"flat_settings", "master_timeout", "timeout"},
     ("POST", "flush"): {"force", "wait_if_ongoing", "ignore_unavailable", "allow_no_indices", "expand_wildcards"},
     # RestAddVotingConfigExclusionAction, RestClearVotingConfigExclusionsAction.
+    ("GET", "nodes"): {"flat_settings", "timeout", "master_timeout"},
+    ("GET", "user"): set(),
     ("POST", "voting"): {"node_names", "node_ids", "timeout", "master_timeout"},
     ("DELETE", "voting"): {"wait_for_removal", "master_timeout"},
 }
@@ -114,6 +116,26 @@ class FakeCluster:
     # Every settings change in order, for tests that check what happened when.
     history: list[tuple[str, str | None]] = field(default_factory=list)
     _seen_restarts: set[str] = field(default_factory=set)
+    # What `_nodes` tells of each node (default: the roles master, data, ingest; transport TLS on,
+    # verifying certificates), and whether the kibana_system user is enabled.
+    name: str = "fake"
+    node_roles: dict[str, list[str]] = field(default_factory=dict)
+    node_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kibana_system_enabled: bool = True
+
+    def nodes_info(self) -> dict[str, Any]:
+        transport = {
+            "xpack.security.transport.ssl.enabled": "true",
+            "xpack.security.transport.ssl.verification_mode": "certificate",
+        }
+        return {
+            f"id-{name}": {
+                "name": name,
+                "roles": self.node_roles.get(name, ["data", "ingest", "master"]),
+                "settings": self.node_settings.get(name, transport),
+            }
+            for name in self.present_nodes()
+        }
 
     def present_nodes(self) -> list[str]:
         for name in self.restarted() if self.restarted else ():
@@ -145,7 +167,7 @@ class FakeCluster:
                 self.status, self.initializing, self.relocating = "green", 0, 0
         status = self.status if self.formed else "red"
         return {
-            "cluster_name": "fake",
+            "cluster_name": self.name,
             "status": status,
             "number_of_nodes": len(self.nodes),
             "unassigned_shards": 0 if status == "green" else (1 if self.unassigned is None else self.unassigned),
@@ -227,6 +249,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._text(self.cluster.present_nodes())
         elif parts == ["_cat", "shards"] and method == "GET":
             self._text(self.cluster.shard_lines())
+        elif parts[:1] == ["_nodes"] and method == "GET":
+            self._send(200, {"nodes": self.cluster.nodes_info()})
+        elif parts == ["_security", "user", "kibana_system"] and method == "GET":
+            self._send(
+                200, {"kibana_system": {"username": "kibana_system", "enabled": self.cluster.kibana_system_enabled}}
+            )
         elif privileges != "superuser":
             self._error(403, f"action [{method} {url.path}] is unauthorized for user [{user}]")
         elif parts == ["_cluster", "settings"]:
@@ -254,7 +282,12 @@ class _Handler(BaseHTTPRequestHandler):
             ("_cluster", "settings"): "settings",
             ("_flush",): "flush",
             ("_cluster", "voting_config_exclusions"): "voting",
-        }.get(tuple(parts), "password" if parts[-1:] == ["_password"] else "")
+            ("_nodes",): "nodes",
+            ("_nodes", "settings"): "nodes",
+        }.get(
+            tuple(parts),
+            "password" if parts[-1:] == ["_password"] else "user" if parts[:2] == ["_security", "user"] else "",
+        )
         return ACCEPTED_PARAMETERS.get((method, route), set())
 
     def _settings(self, method: str, body: str) -> None:
@@ -331,11 +364,31 @@ def fake_elasticsearch(
 
 class _KibanaHandler(BaseHTTPRequestHandler):
     status: int
+    levels: tuple[str, str]
 
     def log_message(self, format: str, *args: Any) -> None:
         return
 
     def do_GET(self) -> None:
+        if self.path == "/api/status" and self.status != 503:
+            # Kibana's status API (core status service): the overall level and each core service's.
+            overall, elasticsearch = self.levels
+            body = json.dumps(
+                {
+                    "status": {
+                        "overall": {"level": overall},
+                        "core": {
+                            "elasticsearch": {"level": elasticsearch, "summary": f"Elasticsearch is {elasticsearch}"}
+                        },
+                    }
+                }
+            ).encode()
+            self.send_response(200 if overall == "available" else 503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         # Kibana answers 503 "Kibana server is not ready yet" until it can use Elasticsearch, then
         # redirects its root to the login page.
         self.send_response(self.status)
@@ -346,8 +399,11 @@ class _KibanaHandler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def fake_kibana(status: int) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_KibanaHandler,), {"status": status}))
+def fake_kibana(status: int, levels: tuple[str, str] = ("available", "available")) -> Iterator[str]:
+    """Kibana answering `status` at its root (503 until ready), and at /api/status the overall level and
+    its Elasticsearch service's (`levels`)."""
+    handler = type("Handler", (_KibanaHandler,), {"status": status, "levels": levels})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
