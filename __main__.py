@@ -7,7 +7,7 @@ from components.credentials import StackCredentials
 from escluster.changes import decide
 from escluster.config import Target
 from escluster.k8s_plan import build_kubernetes_plan
-from escluster.load import check_changes, kubernetes_access, load_stack_config, read_previous_state
+from escluster.load import check_changes, kubernetes_access, load_stack_config, previous_state
 from escluster.plan import build_plan
 from escluster.state import STATE_OUTPUT
 from targets import docker as docker_target
@@ -16,7 +16,7 @@ from targets import swarm as swarm_target
 
 config = load_stack_config()
 access = kubernetes_access(config)
-previous = read_previous_state()
+previous = previous_state(config)
 check_changes(previous, config)
 lifecycle = decide(config, previous)
 if lifecycle.ca.step():

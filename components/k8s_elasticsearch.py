@@ -24,7 +24,7 @@ import pulumi_kubernetes as k8s
 
 from components import component_type
 from components.certificates import IssuedCertificate
-from components.k8s_objects import PATCH_FORCE_ANNOTATION, await_timeout, manifest
+from components.k8s_objects import PATCH_FORCE_ANNOTATION, SKIP_AWAIT_ANNOTATION, await_timeout, manifest
 from escluster.k8s_plan import CERTS_DIR, POD_NAME_ENV, PROBE_DIR, GroupPlan, KubernetesPlan
 from escluster.plan import ES_CONFIG_DIR, ES_DATA_DIR, ES_IMAGE, HTTP_PORT, TRANSPORT_PORT, render_yaml
 from escluster.scripts import es_readiness_script
@@ -214,7 +214,11 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
                     "name": name,
                     "namespace": namespace,
                     "labels": labels,
-                    "annotations": await_timeout(group.await_timeout_seconds),
+                    "annotations": {
+                        **await_timeout(group.await_timeout_seconds),
+                        # A formed cluster's roll waits for the pods itself (components/k8s_rolling.py).
+                        **({SKIP_AWAIT_ANNOTATION: "true"} if plan.lifecycle.formed else {}),
+                    },
                 }
             ),
             spec=manifest(spec),
@@ -232,18 +236,34 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
         # Each pod's claim at the configured size: growing `storage` expands the claims in place (the
         # StorageClass must allow volume expansion). The StatefulSet controller made the claims and owns
         # their size, so the patch takes it over (a server-side apply of another value would conflict).
-        # Kept on delete: the claim's size is a required field.
+        # Kept on delete: the claim's size is a required field. A pod new to a formed cluster gets its
+        # claim only once the roll has waited for it (`patch_new_claims`).
+        self._namespace, self._group = namespace, group
+        self.claim_patches: list[k8s.core.v1.PersistentVolumeClaimPatch] = []
+        recorded = set(plan.lifecycle.recorded_nodes) if plan.lifecycle.formed else set(group.pods)
+        self._new_pods = [pod for pod in group.pods if pod not in recorded]
         for pod in group.pods:
+            if pod in recorded:
+                self._patch_claim(pod, [self.statefulset])
+        self.register_outputs({"statefulset": self.statefulset.metadata.name})
+
+    def _patch_claim(self, pod: str, after: Sequence[pulumi.Resource]) -> None:
+        self.claim_patches.append(
             k8s.core.v1.PersistentVolumeClaimPatch(
                 f"{DATA_CLAIM}-{pod}",
                 metadata=manifest(
                     {
                         "name": f"{DATA_CLAIM}-{pod}",
-                        "namespace": namespace,
+                        "namespace": self._namespace,
                         "annotations": {PATCH_FORCE_ANNOTATION: "true"},
                     }
                 ),
-                spec=manifest({"resources": {"requests": {"storage": kubernetes_quantity(group.storage_bytes)}}}),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.statefulset], retain_on_delete=True),
+                spec=manifest({"resources": {"requests": {"storage": kubernetes_quantity(self._group.storage_bytes)}}}),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(after), retain_on_delete=True),
             )
-        self.register_outputs({"statefulset": self.statefulset.metadata.name})
+        )
+
+    def patch_new_claims(self, after: Sequence[pulumi.Resource]) -> None:
+        """The claims of pods new to a formed cluster, once `after` (the roll) has waited for them."""
+        for pod in self._new_pods:
+            self._patch_claim(pod, after)

@@ -9,6 +9,7 @@ from typing import Any
 TIMEOUT_ANNOTATION = "pulumi.com/timeoutSeconds"
 REPLACE_UNREADY_ANNOTATION = "pulumi.com/replaceUnready"
 PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
+SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 PSA_LEVELS = ("enforce", "audit", "warn")
 
 

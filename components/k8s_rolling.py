@@ -1,13 +1,15 @@
 """KubernetesRoll: on a formed cluster, one Elasticsearch pod restarts at a time across every StatefulSet.
 
 The StatefulSets use `updateStrategy: OnDelete` (as ECK's do): a new pod template changes no pod by
-itself, and pulumi-kubernetes' await then checks only that the pods are ready (provider/pkg/await
-statefulset.go skips the revision check for OnDelete on an update). The roll task, run after them from
-the machine running `pulumi up` with `kubectl` (the stack's context), restarts the pods that run an old
-revision in Elastic's order, gating each (escluster/rolling.py). Before nodes are removed (fewer replicas,
-or a node group gone), a drain task moves their shards off and takes masters out of the voting
-configuration, and the StatefulSets wait for it; the next `up` clears those exclusions. A new cluster
-gets none of this: its pods start together.
+itself. On a formed cluster pulumi-kubernetes does not wait for them (`pulumi.com/skipAwait`): its await
+would wait for every pod to be ready (provider/pkg/await statefulset.go), so a pod a change broke would
+block the `up` that fixes it. The roll task, run after them from the machine running `pulumi up` with
+`kubectl` (the provider's cluster), waits for their controller, restarts the pods on an old revision in
+Elastic's order, gating each, and then waits for every pod to be ready and in the cluster
+(escluster/rolling.py). First an exclusions task keeps the allocation and voting exclusions to the nodes
+leaving; before nodes are removed (fewer replicas, or a node group gone), a drain task moves their shards
+off and takes masters out of the voting configuration, and the StatefulSets wait for it. A new cluster
+gets none of this: its pods start together, and pulumi-kubernetes waits for them.
 """
 
 from __future__ import annotations
@@ -21,16 +23,16 @@ import pulumi_kubernetes as k8s
 from components import component_type
 from components.certificates import CaCheck, CaChecks
 from components.rolling import spec_digest
+from escluster.ca_checks import kubernetes_issuer_check_script, kubernetes_trust_check_script
 from escluster.changes import rollout_order
 from escluster.k8s_plan import CERTS_DIR, KubernetesPlan
 from escluster.rolling import (
     LIBRARY,
-    cleanup_script,
     drain_script,
+    exclusions_script,
     kubectl_preamble,
-    kubernetes_issuer_check_script,
     kubernetes_roll_script,
-    kubernetes_trust_check_script,
+    lingering_nodes,
 )
 from escluster.scripts import curl_config_user
 from escluster.security import ADMIN_USER
@@ -51,7 +53,7 @@ class KubernetesRoll(pulumi.ComponentResource):
         self._plan, self._name = plan, name
         selector = ",".join(f"{key}={value}" for key, value in plan.cluster_labels.items())
         self._preamble = (
-            kubectl_preamble(plan.access.kubectl("--namespace", plan.namespace), selector, f"{CERTS_DIR}/ca.crt")
+            kubectl_preamble(plan.access.kubectl_argv("--namespace", plan.namespace), selector, f"{CERTS_DIR}/ca.crt")
             + LIBRARY
         )
         self._stdin: pulumi.Output[str] = pulumi.Output.secret(
@@ -61,8 +63,11 @@ class KubernetesRoll(pulumi.ComponentResource):
         # What every task printed, for `finished`.
         self._steps: list[pulumi.Output[str]] = []
         lifecycle = plan.lifecycle
-        if lifecycle.formed and (lifecycle.cleanup or lifecycle.returning):
-            self._task(f"{name}-cleanup", cleanup_script(lifecycle.cleanup, lifecycle.returning))
+        # Removed nodes the cluster still lists (Pulumi could not delete them), for the next state.
+        self.still_listed: pulumi.Output[tuple[str, ...]] = pulumi.Output.from_input(())
+        if lifecycle.formed:
+            exclusions = self._task(f"{name}-exclusions", exclusions_script(lifecycle.removed, lifecycle.lingering))
+            self.still_listed = exclusions.stdout.apply(lingering_nodes)
         if lifecycle.formed and lifecycle.removed:
             self._task(f"{name}-drain", drain_script(lifecycle.removed))
         self.register_outputs({})
@@ -109,22 +114,29 @@ class KubernetesRoll(pulumi.ComponentResource):
             trust=check(lambda pem: kubernetes_trust_check_script(pem, generation, f"{CERTS_DIR}/ca.crt")),
         )
 
-    def roll(self, statefulsets: Sequence[k8s.apps.v1.StatefulSet], templates: Sequence[pulumi.Input[str]]) -> None:
+    def roll(
+        self, statefulsets: Sequence[k8s.apps.v1.StatefulSet], templates: Sequence[pulumi.Input[str]]
+    ) -> command.local.Command | None:
         """After the StatefulSets: restart the pods on an old revision, one at a time (a formed cluster).
         `templates`: a digest of each StatefulSet's pod template; a new one runs the roll again."""
         plan = self._plan
         if not plan.lifecycle.formed or not statefulsets:
-            return
+            return None
         roles = {group.statefulset: group.roles for group in plan.groups if group.replicas > 0}
         roll = command.local.Command(
             f"{self._name}-roll",
             create=self._preamble + kubernetes_roll_script(rollout_order(roles), plan.lifecycle.upgrade),
             interpreter=BASH,
             stdin=self._stdin,
-            environment={"ES_POD_TEMPLATES": spec_digest(*templates)},
+            # Run again for a new template, and for pods added (the roll waits for them and gates them).
+            environment={
+                "ES_POD_TEMPLATES": spec_digest(*templates),
+                "ES_PODS": " ".join(pod for group in plan.groups for pod in group.pods),
+            },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(statefulsets)),
         )
         self._steps.append(roll.stdout)
+        return roll
 
     @property
     def finished(self) -> pulumi.Output[list[str]]:

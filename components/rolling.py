@@ -4,7 +4,7 @@ Pulumi runs independent steps in parallel; a resource waits only for the ones it
 registration waits for their steps to finish). So, on a formed cluster, a chain of cluster tasks
 (components/cluster_tasks.py, scripts in escluster/rolling.py):
 
-    cleanup (of the last run's removed nodes) → drain (of this run's) → baseline (health before)
+    exclusions (to the nodes leaving) → drain (of this run's removed nodes) → baseline (health before)
       → prepare(node 1) → node 1 → gate(node 1) → prepare(node 2) → node 2 → gate(node 2) → …
 
 in Elastic's order (nodes without the master role first). A prepare runs when its node's spec changes; a
@@ -27,17 +27,18 @@ import pulumi_command as command
 from components import component_type
 from components.certificates import CaChecks
 from components.cluster_tasks import TASK_DIR, ClusterTasks
+from escluster.ca_checks import issuer_check_script
 from escluster.changes import Lifecycle, rollout_order
 from escluster.plan import NodePlan
 from escluster.rolling import (
     LIBRARY,
     admin_stdin,
     baseline_script,
-    cleanup_script,
     container_preamble,
     drain_script,
+    exclusions_script,
     gate_script,
-    issuer_check_script,
+    lingering_nodes,
     prepare_script,
 )
 from escluster.scripts import curl_config_user
@@ -94,11 +95,13 @@ class RollingUpdates(pulumi.ComponentResource):
         self._baseline: pulumi.Output[str] | None = None
         # What every task printed, for `finished`.
         self._steps: list[pulumi.Output[str]] = []
+        # Removed nodes the cluster still lists (Pulumi could not delete them), for the next state.
+        self.still_listed: pulumi.Output[tuple[str, ...]] = pulumi.Output.from_input(())
         if lifecycle.formed:
-            if lifecycle.cleanup or lifecycle.returning:
-                self._last = self._task(f"{name}-cleanup", cleanup_script(lifecycle.cleanup, lifecycle.returning))
+            exclusions = self._task(f"{name}-exclusions", exclusions_script(lifecycle.removed, lifecycle.lingering))
+            self.still_listed = exclusions.stdout.apply(lingering_nodes)
             if lifecycle.removed:
-                self._last = self._task(f"{name}-drain", drain_script(lifecycle.removed))
+                self._task(f"{name}-drain", drain_script(lifecycle.removed))
         self.register_outputs({})
 
     def _task(
@@ -135,7 +138,7 @@ class RollingUpdates(pulumi.ComponentResource):
         `restarted`: a value of the created node that changes when it is replaced (a container's id)."""
         if not self._lifecycle.formed:
             return create([])
-        prepare = self._task(f"{node.name}-prepare", prepare_script(node.name), {"ES_NODE_SPEC": spec})
+        prepare = self._task(f"{node.name}-prepare", prepare_script(node.name, node.url), {"ES_NODE_SPEC": spec})
         created = create([prepare])
         baseline = self._baseline if self._baseline is not None else pulumi.Output.from_input("")
         gate = baseline.apply(lambda line: gate_script(node.name, line, self._lifecycle.upgrade))

@@ -96,9 +96,9 @@ def ca_plan(generation: int, previous: ClusterState | None) -> CaPlan:
 @dataclass(frozen=True)
 class Lifecycle:
     """`formed`: the cluster has formed, so nothing bootstraps and changes go one node at a time.
-    `recorded_seeds`: the seed addresses the last run used. `removed`: nodes this run drains, then removes. `cleanup`:
-    nodes the last run drained and removed, whose exclusions this run clears; `returning`: nodes of that
-    drain planned again, whose exclusions go too.
+    `recorded_seeds`: the seed addresses the last run used. `removed`: nodes this run drains, then removes.
+    `lingering`: nodes earlier runs removed, not planned again: they keep their exclusions while the
+    cluster still lists them (Pulumi could not delete them).
     `upgrade`: the version changes, so between nodes a yellow cluster without moving shards will do
     (primaries on upgraded nodes cannot have replicas on older ones). `ca`: the CAs of this run.
     `recorded_nodes`: the nodes of the last state, the ones running when this run starts."""
@@ -106,20 +106,27 @@ class Lifecycle:
     formed: bool
     recorded_seeds: tuple[str, ...] = ()
     removed: tuple[RemovedNode, ...] = ()
-    cleanup: tuple[RemovedNode, ...] = ()
+    lingering: tuple[RemovedNode, ...] = ()
     upgrade: bool = False
     ca: CaPlan = CaPlan((1,), 1)
     recorded_nodes: tuple[str, ...] = ()
-    returning: tuple[str, ...] = ()
 
-    def state(self, config: StackConfig, seeds: tuple[str, ...], bootstrap_nodes: tuple[str, ...]) -> ClusterState:
-        """The state to record once every step of this run on the cluster passed."""
+    def state(
+        self,
+        config: StackConfig,
+        seeds: tuple[str, ...],
+        bootstrap_nodes: tuple[str, ...],
+        still_listed: tuple[str, ...] = (),
+    ) -> ClusterState:
+        """The state to record once every step of this run on the cluster passed (`still_listed`: lingering
+        nodes the cluster still lists, as this run's exclusions step found)."""
+        drained = [*self.removed, *(n for n in self.lingering if n.name in still_listed)]
         return planned_state(
             config,
             formed=True,
             seeds=seeds,
-            drained=tuple(n.name for n in self.removed),
-            drained_masters=tuple(n.name for n in self.removed if n.master_eligible),
+            drained=tuple(n.name for n in drained),
+            drained_masters=tuple(n.name for n in drained if n.master_eligible),
             ca=(self.ca.trusted, self.ca.issuing),
             bootstrap_nodes=bootstrap_nodes,
         )
@@ -153,14 +160,13 @@ def decide(config: StackConfig, previous: ClusterState | None) -> Lifecycle:
         for name, roles in sorted(previous.nodes.items())
         if name not in planned
     )
-    cleanup = tuple(
+    lingering = tuple(
         RemovedNode(name, name in previous.drained_masters, holds_data=True)
         for name in previous.drained
         if name not in planned
     )
-    returning = tuple(name for name in previous.drained if name in planned)
     upgrade = previous.version != cluster.version
-    return Lifecycle(True, previous.seeds, removed, cleanup, upgrade, ca, tuple(previous.nodes), returning)
+    return Lifecycle(True, previous.seeds, removed, lingering, upgrade, ca, tuple(previous.nodes))
 
 
 def refused_changes(previous: ClusterState | None, config: StackConfig) -> list[str]:
@@ -193,7 +199,8 @@ def _ca_changes(previous: ClusterState, generation: int) -> list[str]:
 
 def _identity_changes(previous: ClusterState, planned: ClusterState) -> list[str]:
     errors = []
-    if planned.cluster_name != previous.cluster_name:
+    # A state written before the name was recorded has none to compare.
+    if previous.cluster_name and planned.cluster_name != previous.cluster_name:
         errors.append(
             f"cluster.name: the stack runs cluster {previous.cluster_name}; another name would start a new, empty "
             f"cluster beside its data (kept in {previous.cluster_name}'s volumes). Deploy a new cluster in a new stack"

@@ -7,6 +7,7 @@ Pure Python. MetalLB rules (metallb/metallb internal/config/config.go): addresse
 from __future__ import annotations
 
 import ipaddress
+import os
 import shlex
 from dataclasses import dataclass
 from typing import Literal
@@ -160,11 +161,15 @@ class ClusterAccess:
     context: str | None = None
     kubeconfig: str | None = None
 
-    def kubectl(self, *arguments: str) -> str:
-        """A `kubectl` command line (shell-quoted) on this cluster."""
+    def kubectl_argv(self, *arguments: str) -> list[str]:
+        """`kubectl` and its arguments on this cluster."""
         target = [*(["--kubeconfig", self.kubeconfig] if self.kubeconfig else [])]
         target += ["--context", self.context] if self.context else []
-        return shlex.join(["kubectl", *target, *arguments])
+        return ["kubectl", *target, *arguments]
+
+    def kubectl(self, *arguments: str) -> str:
+        """A `kubectl` command line (shell-quoted) on this cluster."""
+        return shlex.join(self.kubectl_argv(*arguments))
 
 
 def cluster_access(
@@ -177,4 +182,6 @@ def cluster_access(
             "kubernetes:kubeconfig holds a kubeconfig's contents; the program's kubectl steps need a file: set "
             "the key to its path (or leave it unset and use KUBECONFIG)"
         )
-    return ClusterAccess(settings.context or provider_context, provider_kubeconfig or None)
+    # The provider expands a leading ~ itself (pulumi-kubernetes provider/pkg/provider/util.go).
+    kubeconfig = os.path.expanduser(provider_kubeconfig) if provider_kubeconfig else None
+    return ClusterAccess(settings.context or provider_context, kubeconfig)

@@ -27,6 +27,21 @@ class ConfigError(pulumi.RunError):
     """A bad stack config. Pulumi prints a RunError's message alone, without a traceback."""
 
 
+class UnknownStateError(ConfigError):
+    """The stack's last state was saved unknown."""
+
+
+def previous_state(config: StackConfig) -> ClusterState | None:
+    """The last state, or None for a new stack, or for one adopted with `cluster.bootstrapped` whose state
+    is unknown."""
+    try:
+        return read_previous_state()
+    except UnknownStateError:
+        if config.cluster.bootstrapped:
+            return None
+        raise
+
+
 def stack_config_values(project: str) -> tuple[dict[str, Any], set[str], list[str]]:
     """Every config value in the project's namespace, the keys held as secrets, and the keys of
     other namespaces (`elastic:cluster`), which the program never reads."""
@@ -129,6 +144,15 @@ def read_previous_state() -> ClusterState | None:
                 "to know whether the cluster has formed. Check `pulumi stack output` works, then run again"
             ) from None
     outputs = (result.value or {}).get("outputs") or {}
+    if outputs and STATE_OUTPUT not in outputs:
+        # The program exports all its outputs or none, and the state is never null; an output saved unknown
+        # (an `up` with --continue-on-error or --target) reaches us missing: the SDK drops the keys of
+        # values that deserialize to None (pulumi/runtime/rpc.py deserialize_properties).
+        raise UnknownStateError(
+            f"stack {stack}: its last outputs hold no {STATE_OUTPUT} (an `up` with --continue-on-error or --target "
+            "can leave it unknown), so the program cannot tell what is running. Set cluster.bootstrapped: true to "
+            "go on as a formed cluster whose changes are not checked against its last state"
+        )
     try:
         return parse_state(outputs.get(STATE_OUTPUT))
     except (ValueError, KeyError, TypeError) as error:

@@ -1,5 +1,6 @@
-"""The scripts that change a formed cluster one node at a time, drain nodes before they go, and clean up
-after them. Bash and curl, as the Elasticsearch image has them; they never print a secret.
+"""The scripts that change a formed cluster one node at a time, drain nodes before they go, and keep the
+allocation and voting exclusions to the nodes leaving. Bash and curl, as the Elasticsearch image has
+them; they never print a secret.
 
 Elastic's rolling restart and upgrade procedure (elastic/docs-content deploy-manage/upgrade and
 maintenance): before stopping a node, `cluster.routing.allocation.enable: primaries` and `_flush`; after
@@ -7,11 +8,15 @@ it rejoined, reset the setting (null) and wait for green, or, during a version u
 initializing or relocating shards (primaries on upgraded nodes cannot have replicas on older ones).
 Removing nodes (elastic/cloud-on-k8s driver downscale, Elastic's "add and remove nodes"): exclude a data
 node from allocation (`cluster.routing.allocation.exclude._name`) and wait until it holds no shard; put a
-master-eligible node in the voting configuration exclusions; clear both once the nodes have left.
+master-eligible node in the voting configuration exclusions; clear both once no node is leaving. As ECK
+does, the program owns `exclude._name`: it holds exactly the nodes leaving (zen2/voting_exclusions.go and
+the downscale's allocation exclusions).
 
 Each script runs after a preamble that defines `es METHOD PATH [BODY]`, which sets ES_CODE and ES_BODY
-(ES_CODE 000 when no node answers): in a throwaway container on the cluster's network for Docker and
-Swarm (`container_preamble`), or through `kubectl exec` into a ready pod for Kubernetes (`kubectl_preamble`).
+(ES_CODE 000 when no node answers), and `node_down NODE [URL]`, true only on evidence that the node is not
+running: in a throwaway container on the cluster's network for Docker and Swarm (`container_preamble`: its
+own address refuses the connection or does not resolve), or through `kubectl exec` into a ready pod for
+Kubernetes (`kubectl_preamble`: its pod is not ready).
 """
 
 from __future__ import annotations
@@ -25,10 +30,14 @@ from escluster.security import ADMIN_USER
 POLL_SECONDS = 5
 GATE_TIMEOUT_SECONDS = 30 * 60
 DRAIN_TIMEOUT_SECONDS = 60 * 60
-CLEANUP_TIMEOUT_SECONDS = 5 * 60
 CURL_TIMEOUT_SECONDS = 30
 ALLOCATION_ENABLE = "cluster.routing.allocation.enable"
 ALLOCATION_EXCLUDE = "cluster.routing.allocation.exclude._name"
+# kubectl with the stack's cluster and namespace, as a bash array (a path or context with spaces or a
+# quote stays one word).
+KUBECTL = '"${K[@]}"'
+# The last line of the exclusions step: removed nodes still in the cluster, for the next state.
+LINGERING_PREFIX = "lingering:"
 
 
 class LeavingNode(Protocol):
@@ -67,6 +76,11 @@ es() {{  # METHOD PATH [BODY]
   done
   return 0
 }}
+node_down() {{  # NODE URL: its own address refuses connections or does not resolve (curl 7, 6)
+  [ -n "${{2-}}" ] || return 1
+  curl --silent --max-time 10 --output /dev/null --cacert {d}/ca.crt "$2/"
+  case $? in 6 | 7) return 0 ;; *) return 1 ;; esac
+}}
 """
 
 
@@ -78,20 +92,21 @@ _POD_REQUEST = (
 )
 
 
-def kubectl_preamble(kubectl: str, selector: str, ca_file: str) -> str:
-    """Locally, with kubectl: the admin's curl config line comes on standard input; `es` runs each request
-    in a ready Elasticsearch pod (not AVOID_POD, the one being restarted)."""
+def kubectl_preamble(kubectl: Sequence[str], selector: str, ca_file: str) -> str:
+    """Locally, with kubectl (`kubectl`: its words, cluster and namespace included): the admin's curl config
+    line comes on standard input; `es` runs each request in a ready Elasticsearch pod (not AVOID_POD, the
+    one being restarted)."""
     request = _POD_REQUEST.format(timeout=CURL_TIMEOUT_SECONDS, ca=ca_file)
     return f"""set -u
 IFS= read -r ADMIN_LINE
 AVOID_POD=
-K={_q(kubectl)}
+K=({" ".join(_q(word) for word in kubectl)})
 ready_pods() {{
-  $K get pods -l {_q(selector)} \\
+  {KUBECTL} get pods -l {_q(selector)} \\
     -o jsonpath='{{range .items[?(@.status.containerStatuses[0].ready==true)]}}{{.metadata.name}}{{" "}}{{end}}'
 }}
 pods() {{
-  $K get pods -l {_q(selector)} -o jsonpath='{{range .items[*]}}{{.metadata.name}}{{" "}}{{end}}'
+  {KUBECTL} get pods -l {_q(selector)} -o jsonpath='{{range .items[*]}}{{.metadata.name}}{{" "}}{{end}}'
 }}
 es() {{  # METHOD PATH [BODY]
   ES_CODE=000
@@ -100,17 +115,20 @@ es() {{  # METHOD PATH [BODY]
   for pod in $(ready_pods); do
     [ "$pod" = "$AVOID_POD" ] && continue
     out=$(printf '%s\\n' "$ADMIN_LINE" |
-      $K exec -i "$pod" -c elasticsearch -- bash -c {_q(request)} es "$1" "$2" "${{3-}}") || continue
+      {KUBECTL} exec -i "$pod" -c elasticsearch -- bash -c {_q(request)} es "$1" "$2" "${{3-}}") || continue
     ES_CODE=${{out##*$'\\n'}}
     ES_BODY=${{out%$'\\n'*}}
     [ "$ES_CODE" != 000 ] && return 0
   done
   return 0
 }}
+node_down() {{  # POD: it is not ready (not running, or not answering its probe)
+  [ "$({KUBECTL} get pod "$1" -o jsonpath='{{.status.containerStatuses[0].ready}}' 2> /dev/null)" != true ]
+}}
 """
 
 
-# Helpers over `es`: JSON fields of a flat answer, retries, the cluster's health and settings.
+# Helpers over `es`: JSON fields of a flat answer, retries, the cluster's health, nodes and settings.
 _HELPERS = (
     r"""field() {  # the value of a flat JSON field of ES_BODY
   printf '%s' "$ES_BODY" | grep -o "\"$1\" *: *[^,}]*" | head -n 1 | sed 's/^[^:]*: *//; s/"//g'
@@ -132,17 +150,20 @@ health_line() {  # one line on the cluster's health, for messages
   echo "the cluster is $(field status) ($(field number_of_nodes) nodes; unassigned shards $(field unassigned_shards),\
  initializing $(field initializing_shards), relocating $(field relocating_shards))"
 }
-health_reached() {  # STATUS UNASSIGNED UPGRADE: no worse than the health before the change
-  case "$1" in red|none) return 0 ;; esac  # nothing left to keep; a node's return is what counts
+languid_health() {  # the health once the master has no pending task (the reroute after a settings change)
   es GET '/_cluster/health?wait_for_events=languid&timeout=10s'
-  [ "$ES_CODE" = 200 ] || return 1
-  local status moving
-  status=$(field status)
-  moving=$(($(field initializing_shards) + $(field relocating_shards)))
-  case "$status" in
+  [ "$ES_CODE" = 200 ]
+}
+moving_shards() {
+  echo $(($(field initializing_shards) + $(field relocating_shards)))
+}
+health_reached() {  # STATUS UNASSIGNED UPGRADE: no worse than the health before the change
+  case "$1" in red|none) return 0 ;; esac  # nothing left to keep: the node's return is what counts
+  languid_health || return 1
+  case "$(field status)" in
     green) return 0 ;;
     yellow)
-      [ "$moving" = 0 ] || return 1
+      [ "$(moving_shards)" = 0 ] || return 1
       # During an upgrade, replicas of primaries on upgraded nodes wait for more upgraded nodes.
       [ "$3" = 1 ] && return 0
       [ "$1" = yellow ] && [ "$(field unassigned_shards)" -le "$2" ] ;;
@@ -156,18 +177,31 @@ $2 unassigned shards): $(health_line). No further node was changed; run 'pulumi 
     sleep POLL
   done
 }
-node_names() {
+node_state() {  # NODE: present, absent (the cluster answered without it) or unknown (no answer)
   es_retry GET '/_cat/nodes?h=name'
-  [ "$ES_CODE" = 200 ] && printf '%s\n' "$ES_BODY"
+  if [ "$ES_CODE" != 200 ]; then echo unknown
+  elif printf '%s\n' "$ES_BODY" | grep -qx "$1"; then echo present
+  else echo absent
+  fi
 }
 node_present() {
   es GET '/_cat/nodes?h=name'
   [ "$ES_CODE" = 200 ] && printf '%s\n' "$ES_BODY" | grep -qx "$1"
 }
+node_names() {
+  es_retry GET '/_cat/nodes?h=name'
+  [ "$ES_CODE" = 200 ] && printf '%s\n' "$ES_BODY"
+}
 shards_on() {  # shards a node holds or is moving (a relocating one reads "from -> ip id to")
   es GET '/_cat/shards?h=node'
   [ "$ES_CODE" = 200 ] || { echo unknown; return; }
   printf '%s\n' "$ES_BODY" | awk -v n="$1" '$1 == n || $NF == n { c++ } END { print c + 0 }'
+}
+allocation() {  # the persistent cluster.routing.allocation.enable, empty when unset
+  es_retry GET '/_cluster/settings?flat_settings=true'
+  [ "$ES_CODE" = 200 ] || fail "could not read the cluster settings: HTTP $ES_CODE"
+  printf '%s' "$ES_BODY" | grep -o '"persistent" *: *{[^}]*}' | grep -o '"ALLOCATION_ENABLE" *: *"[^"]*"' |
+    sed 's/^[^:]*: *"//; s/"$//'
 }
 set_allocation() {  # "primaries" (quoted JSON) or null
   es_retry PUT /_cluster/settings "{\"persistent\":{\"ALLOCATION_ENABLE\":$1}}"
@@ -191,13 +225,14 @@ set_excluded() {  # the comma-separated node names, or nothing for none
 
 
 # The steps of a roll, as functions every runner shares (`POLL` is the seconds between two looks). As
-# ECK's rolling upgrade does, a node that is not in the cluster changes whatever the cluster's health (it
-# serves nothing): that is how a broken change is undone on a red cluster, or on a single node that is
-# down. A node that is in the cluster restarts only while the cluster is green or yellow.
+# ECK's rolling upgrade does, a node shown not to run (the cluster answered without it, or nothing answers
+# and the node is down) changes whatever the cluster's health: that is how a broken change is undone, on a
+# red cluster or on a single node that is down. A node in the cluster restarts only while the cluster is
+# green, or yellow with no shard moving; one whose state cannot be told is left alone.
 _STEPS = r"""baseline() {  # prints the health every gate returns to: STATUS UNASSIGNED ("none -": no answer)
   es_retry GET /_cluster/health
   if [ "$ES_CODE" != 200 ]; then
-    echo "no node answered (HTTP $ES_CODE): only nodes that are not in the cluster change" >&2
+    echo "no node answered (HTTP $ES_CODE): only nodes shown not to run change" >&2
     echo "none -"
     return 0
   fi
@@ -206,17 +241,27 @@ _STEPS = r"""baseline() {  # prints the health every gate returns to: STATUS UNA
   [ "$status" = red ] && echo "$(health_line): only nodes that are not in the cluster change" >&2
   echo "$status $(field unassigned_shards)"
 }
-prepare_node() {  # NODE: keep replicas where they are while it restarts, and flush
-  if ! node_present "$1"; then
-    echo "$1 is not in the cluster: it changes without holding replicas (prepared at $(date +%s%N))"
-    return 0
-  fi
-  es_retry GET /_cluster/health
-  case "$(field status)" in
-    green | yellow) ;;
-    *) fail "not restarting $1: $(health_line). While the cluster is red only nodes that are not in it \
-change; bring those back first (fix their settings), then run 'pulumi up' again." ;;
+prepare_node() {  # NODE [URL] TIMEOUT: hold replicas where they are while it restarts, and flush
+  local deadline=$((SECONDS + ${3:-GATE_TIMEOUT}))
+  case "$(node_state "$1")" in
+    absent)
+      echo "$1 is not in the cluster: it changes without holding replicas (prepared at $(date +%s%N))"
+      return 0 ;;
+    unknown)
+      node_down "$1" "${2-}" || fail "no node says whether $1 is in the cluster, and $1 is not shown to be down: \
+not restarting it. Run 'pulumi up' again once the cluster answers."
+      echo "no node answers and $1 is down: it changes without holding replicas (prepared at $(date +%s%N))"
+      return 0 ;;
   esac
+  until languid_health && { [ "$(field status)" = green ] || { [ "$(field status)" = yellow ] &&
+    [ "$(moving_shards)" = 0 ]; }; }; do
+    [ "$ES_CODE" = 200 ] && [ "$(field status)" = red ] && fail "not restarting $1: $(health_line). While the \
+cluster is red only nodes that are not in it change; bring those back first (fix their settings), then run \
+'pulumi up' again."
+    [ "$SECONDS" -lt "$deadline" ] || fail "not restarting $1: shards are still moving ($(health_line)). Run \
+'pulumi up' again once the cluster has settled."
+    sleep POLL
+  done
   set_allocation '"primaries"'
   es POST /_flush
   echo "$1: replicas stay put while it restarts (prepared at $(date +%s%N))"
@@ -248,7 +293,7 @@ drain_node() {  # NODE MASTER TIMEOUT: exclude it from allocation until it holds
     echo "$1 left the voting configuration"
   fi
 }
-""".replace("POLL", str(POLL_SECONDS))
+""".replace("POLL", str(POLL_SECONDS)).replace("GATE_TIMEOUT", str(GATE_TIMEOUT_SECONDS))
 LIBRARY = _HELPERS + _STEPS
 
 
@@ -257,10 +302,11 @@ def baseline_script() -> str:
     return "baseline\n"
 
 
-def prepare_script(node: str) -> str:
-    """Right before a node restarts: keep replicas where they are, and flush. Prints a line that differs
-    on every run, so the node's gate (which takes it as an input) runs whenever its prepare did."""
-    return f"prepare_node {_q(node)}\n"
+def prepare_script(node: str, url: str = "", timeout_seconds: int = GATE_TIMEOUT_SECONDS) -> str:
+    """Right before a node restarts: wait until no shard moves, hold replicas where they are, and flush
+    (`url`: the node's own address, to tell a node that is down). Prints a line that differs on every run,
+    so the node's gate (which takes it as an input) runs whenever its prepare did."""
+    return f"prepare_node {_q(node)} {_q(url)} {timeout_seconds}\n"
 
 
 def gate_script(node: str, baseline: str, upgrade: bool, timeout_seconds: int = GATE_TIMEOUT_SECONDS) -> str:
@@ -272,46 +318,48 @@ def gate_script(node: str, baseline: str, upgrade: bool, timeout_seconds: int = 
     return f"gate_node {_q(node)} {_q(status)} {_q(unassigned or '-')} {1 if upgrade else 0} {timeout_seconds}\n"
 
 
+def exclusions_script(leaving: Sequence[LeavingNode], lingering: Sequence[LeavingNode]) -> str:
+    """First on a formed cluster, then the drain: `exclude._name` holds exactly the nodes leaving now and
+    those an earlier run removed that are still in the cluster (`lingering`: Pulumi could not delete them);
+    the voting exclusions are cleared when no master-eligible node is among either (without waiting, as
+    ECK does, so one set by hand does not block). Its last line names the lingering nodes still there."""
+    names = " ".join(_q(n.name) for n in lingering)
+    masters = " ".join(_q(n.name) for n in [*leaving, *lingering] if n.master_eligible)
+    leaving_list = ",".join(n.name for n in leaving)
+    return f"""present=$(node_names) || fail "could not list the cluster's nodes; no exclusion was changed"
+wanted={_q(leaving_list)}
+still=
+for name in {names}; do
+  printf '%s\\n' "$present" | grep -qx "$name" || continue
+  echo "$name was removed but is still in the cluster: it stays excluded"
+  still="$still $name"
+  wanted="${{wanted:+$wanted,}}$name"
+done
+current=$(excluded) || exit 1
+[ "$current" = "$wanted" ] || set_excluded "$wanted"
+voters_leaving=
+for name in {masters}; do
+  printf '%s\\n' "$present" | grep -qx "$name" && voters_leaving=yes
+done
+if [ -z "$voters_leaving" ]; then
+  es_retry DELETE '/_cluster/voting_config_exclusions?wait_for_removal=false'
+  [ "$ES_CODE" = 200 ] || fail "could not clear the voting configuration exclusions: HTTP $ES_CODE $ES_BODY"
+fi
+echo "allocation exclusions: ${{wanted:-none}}"
+echo "{LINGERING_PREFIX}$still"
+"""
+
+
 def drain_script(nodes: Sequence[LeavingNode], timeout_seconds: int = DRAIN_TIMEOUT_SECONDS) -> str:
     """Before nodes are removed, one at a time: exclude each from allocation and wait until it holds no
     shard; take a master-eligible one out of the voting configuration."""
     return "".join(f"drain_node {_q(n.name)} {1 if n.master_eligible else 0} {timeout_seconds}\n" for n in nodes)
 
 
-def cleanup_script(gone: Sequence[LeavingNode], returning: Sequence[str]) -> str:
-    """On the run after a drain: the allocation exclusions of the drained nodes that have left, and of
-    those that come back (`returning`: their names are planned again), are cleared; the voting exclusions
-    too, once every drained master has left. A drained node still in the cluster (Pulumi could not delete
-    it) keeps its exclusions: it is reported, not waited for. Other exclusions stay as they are."""
-    gone_names = " ".join(_q(n.name) for n in gone)
-    masters = " ".join(_q(n.name) for n in gone if n.master_eligible)
-    back = " ".join(_q(n) for n in returning)
-    return f"""present=$(node_names) || fail "could not list the cluster's nodes: HTTP $ES_CODE"
-current=$(excluded) || exit 1
-kept=
-for name in $(printf '%s' "$current" | tr ',' ' '); do
-  case " {back} " in *" $name "*) continue ;; esac
-  case " {gone_names} " in
-    *" $name "*)
-      printf '%s\\n' "$present" | grep -qx "$name" || continue
-      echo "$name was removed but is still in the cluster: its allocation exclusion stays" ;;
-  esac
-  kept="${{kept:+$kept,}}$name"
-done
-[ "$kept" = "$current" ] || set_excluded "$kept"
-masters_left=yes
-for name in {masters}; do
-  printf '%s\\n' "$present" | grep -qx "$name" && masters_left=no
-done
-if [ -n "{masters}" ] && [ "$masters_left" = yes ]; then
-  es_retry DELETE '/_cluster/voting_config_exclusions?wait_for_removal=true'
-  [ "$ES_CODE" = 200 ] || fail "could not clear the voting configuration exclusions: HTTP $ES_CODE $ES_BODY"
-  echo "voting configuration exclusions cleared"
-elif [ -n "{masters}" ]; then
-  echo "a removed master is still in the cluster: the voting configuration exclusions stay"
-fi
-echo "allocation exclusions now: ${{kept:-none}}"
-"""
+def lingering_nodes(stdout: str) -> tuple[str, ...]:
+    """The removed nodes the exclusions step found still in the cluster (its last line)."""
+    lines = [line for line in stdout.strip().splitlines() if line.startswith(LINGERING_PREFIX)]
+    return tuple(lines[-1].removeprefix(LINGERING_PREFIX).split()) if lines else ()
 
 
 def admin_stdin(admin_line: str, ca_pem: str) -> str:
@@ -323,111 +371,68 @@ def admin_stdin(admin_line: str, ca_pem: str) -> str:
 def kubernetes_roll_script(
     statefulsets: Sequence[str], upgrade: bool, timeout_seconds: int = GATE_TIMEOUT_SECONDS
 ) -> str:
-    """With `updateStrategy: OnDelete`, a changed pod template waits for us: restart the pods whose revision
-    is not the StatefulSet's `updateRevision`, one at a time across every StatefulSet (given in Elastic's
-    order, highest ordinal first within one, as the StatefulSet controller would), each after the
-    cluster reached the target, with allocation held, and gated like any node (ECK's rolling upgrade)."""
+    """With `updateStrategy: OnDelete`, a changed pod template waits for us. For every StatefulSet (given in
+    Elastic's order), once its controller has seen its latest spec: restart the pods whose revision is not
+    the `updateRevision`, highest ordinal first (as the StatefulSet controller would), each prepared and
+    gated like any node (ECK's rolling upgrade); then wait for every pod, new ones included, to be ready
+    and in the cluster (pulumi-kubernetes does not wait for a formed cluster's StatefulSets, so a broken
+    pod never blocks the `up` that fixes it). Allocation is released at the end whatever happened before."""
     sets = " ".join(_q(s) for s in statefulsets)
     upgrading = 1 if upgrade else 0
     revision = "{.metadata.labels.controller-revision-hash}"
+    ready = "{.status.containerStatuses[0].ready}"
     return f"""baseline=$(baseline) || exit 1
 read -r status unassigned <<< "$baseline"
+sts_field() {{  # STATEFULSET JSONPATH
+  {KUBECTL} get statefulset "$1" -o jsonpath="$2"
+}}
 for sts in {sets}; do
-  update=$($K get statefulset "$sts" -o jsonpath='{{.status.updateRevision}}')
-  replicas=$($K get statefulset "$sts" -o jsonpath='{{.spec.replicas}}')
+  deadline=$((SECONDS + {timeout_seconds}))
+  while :; do
+    generation=$(sts_field "$sts" '{{.metadata.generation}}') && [ -n "$generation" ] &&
+      observed=$(sts_field "$sts" '{{.status.observedGeneration}}') ||
+      fail "could not read StatefulSet $sts with kubectl; no further pod was restarted"
+    [ "${{observed:-0}}" -ge "$generation" ] && break
+    [ "$SECONDS" -lt "$deadline" ] || fail "the StatefulSet controller has not seen $sts's latest spec \\
+within {timeout_seconds // 60} minutes; no further pod was restarted"
+    sleep {POLL_SECONDS}
+  done
+  update=$(sts_field "$sts" '{{.status.updateRevision}}')
+  replicas=$(sts_field "$sts" '{{.spec.replicas}}')
   [ -n "$update" ] && [ -n "$replicas" ] || fail "could not read StatefulSet $sts with kubectl (its \\
 updateRevision and replicas); no further pod was restarted"
   for ((i = replicas - 1; i >= 0; i--)); do
     pod="$sts-$i"
-    [ "$($K get pod "$pod" -o jsonpath='{revision}')" = "$update" ] && continue
+    current=$({KUBECTL} get pod "$pod" --ignore-not-found -o jsonpath='{revision}') ||
+      fail "could not read pod $pod with kubectl; no further pod was restarted"
+    # A pod that does not exist is made from the current template; the wait below covers it.
+    [ -z "$current" ] || [ "$current" = "$update" ] && continue
     wait_health "$status" "$unassigned" {upgrading} $((SECONDS + {timeout_seconds})) "before restarting $pod"
-    prepare_node "$pod"
+    prepare_node "$pod" "" {timeout_seconds}
     # From here on the pod's own answers do not count.
     AVOID_POD=$pod
-    $K delete pod "$pod" --wait=true > /dev/null || fail "could not delete $pod"
+    {KUBECTL} delete pod "$pod" --ignore-not-found --wait=true > /dev/null || fail "could not delete $pod"
     deadline=$((SECONDS + {timeout_seconds}))
-    until [ "$($K get pod "$pod" -o jsonpath='{revision}' 2>/dev/null)" = "$update" ] &&
-      [ "$($K get pod "$pod" -o jsonpath='{{.status.containerStatuses[0].ready}}' 2>/dev/null)" = true ]; do
+    until [ "$({KUBECTL} get pod "$pod" -o jsonpath='{revision}' 2> /dev/null)" = "$update" ] &&
+      [ "$({KUBECTL} get pod "$pod" -o jsonpath='{ready}' 2> /dev/null)" = true ]; do
       [ "$SECONDS" -lt "$deadline" ] || fail "$pod did not come back ready within {timeout_seconds // 60} minutes; \\
-see $K describe pod $pod. No further pod was restarted; run 'pulumi up' again to go on."
+see kubectl describe pod $pod. No further pod was restarted; run 'pulumi up' again to go on."
       sleep {POLL_SECONDS}
     done
     AVOID_POD=
     gate_node "$pod" "$status" "$unassigned" {upgrading} {timeout_seconds}
   done
+  for ((i = 0; i < replicas; i++)); do
+    pod="$sts-$i"
+    deadline=$((SECONDS + {timeout_seconds}))
+    until [ "$({KUBECTL} get pod "$pod" -o jsonpath='{ready}' 2> /dev/null)" = true ] && node_present "$pod"; do
+      [ "$SECONDS" -lt "$deadline" ] || fail "$pod is not ready and in the cluster within \\
+{timeout_seconds // 60} minutes; see kubectl describe pod $pod. Run 'pulumi up' again once it is."
+      sleep {POLL_SECONDS}
+    done
+  done
 done
-echo "every pod runs its StatefulSet's current template"
-"""
-
-
-# What a node presents, asked with only the new CA trusted: a handshake succeeds (any HTTP status) only
-# when its certificate chains to that CA; "000" is a failed handshake or no answer.
-def _presents_new_ca(generation: int, where: str, then: str) -> str:
-    return f"""case "$code" in
-    [1-5][0-9][0-9]) ;;
-    *) fail "{where} does not present a certificate from CA generation {generation} (or does not answer): the \\
-old CA stays in the trust bundles. {then}" ;;
-  esac"""
-
-
-def issuer_check_script(urls: Sequence[str], ca_pem: str, generation: int, directory: str) -> str:
-    """Step 3 of a CA rotation (escluster.changes.CaPlan), in a task container, before the old CA leaves the
-    trust bundles: every node presents a certificate from the new CA (`ca_pem`)."""
-    ca_file = _q(f"{directory}/issuing.crt")
-    check = _presents_new_ca(generation, "$url", "Run 'pulumi up' again once every node runs its new certificate.")
-    return f"""set -u
-fail() {{
-  echo "$*" >&2
-  exit 1
-}}
-printf '%s' {_q(ca_pem)} > {ca_file}
-for url in {" ".join(_q(u) for u in urls)}; do
-  code=$(curl --silent --max-time {CURL_TIMEOUT_SECONDS} --output /dev/null --write-out '%{{http_code}}' \\
-    --cacert {ca_file} "$url/")
-  {check}
-done
-echo "every node presents a certificate from CA generation {generation}"
-"""
-
-
-# In an Elasticsearch pod: the status of a request to itself trusting only the CA given as $1.
-_POD_HANDSHAKE = (
-    f'curl --silent --max-time {CURL_TIMEOUT_SECONDS} --output /dev/null --write-out "%{{http_code}}" '
-    '--cacert <(printf "%s" "$1") https://localhost:9200/'
-)
-
-
-# The loop over the cluster's pods; no pod listed is a failure, not a pass.
-_EVERY_POD = """listed=$(pods) && [ -n "$listed" ] || fail "could not list the Elasticsearch pods; nothing was changed"
-for pod in $listed; do"""
-
-
-def kubernetes_issuer_check_script(ca_pem: str, generation: int) -> str:
-    """Step 3 on Kubernetes, after the kubectl preamble: every Elasticsearch pod presents a
-    certificate from the new CA (the kubelet updates a mounted Secret some time after it changed, and the
-    node reloads the files a few seconds later). A pod that does not answer keeps the old CA in place."""
-    check = _presents_new_ca(generation, "$pod", "Run 'pulumi up' again in a minute.")
-    return f"""{_EVERY_POD}
-  code=$($K exec "$pod" -c elasticsearch -- bash -c {_q(_POD_HANDSHAKE)} check {_q(ca_pem)} 2>/dev/null)
-  {check}
-done
-echo "every pod presents a certificate from CA generation {generation}"
-"""
-
-
-def kubernetes_trust_check_script(ca_pem: str, generation: int, ca_file: str) -> str:
-    """Step 2 on Kubernetes, before certificates from the new CA reach the pods: every pod's mounted
-    trust bundle (`ca_file`) holds the new CA (step 1 put it in the Secret; the kubelet copies it later)."""
-    body = "".join("".join(line.split()) for line in ca_pem.splitlines() if not line.startswith("-----"))
-    return f"""{_EVERY_POD}
-  bundle=$($K exec "$pod" -c elasticsearch -- cat {_q(ca_file)} 2>/dev/null) ||
-    fail "could not read the trust bundle of $pod: no certificate from CA generation {generation} is issued \\
-until every pod trusts it. Run 'pulumi up' again once it runs."
-  case "$(printf '%s' "$bundle" | tr -d ' \\r\\n')" in
-    *{_q(body)}*) ;;
-    *) fail "$pod does not trust CA generation {generation} yet (the kubelet has not updated its files): no \\
-certificate from it is issued. Run 'pulumi up' again in a minute." ;;
-  esac
-done
-echo "every pod trusts CA generation {generation}"
+[ "$(allocation)" = primaries ] && set_allocation null
+wait_health "$status" "$unassigned" {upgrading} $((SECONDS + {timeout_seconds})) "after the roll"
+echo "every pod runs its StatefulSet's current template and is in the cluster"
 """

@@ -78,7 +78,7 @@ def parse_state(value: Any) -> ClusterState | None:
     ca = value.get("ca") or {}
     return ClusterState(
         formed=bool(value["formed"]),
-        cluster_name=str(value["cluster_name"]),
+        cluster_name=str(value.get("cluster_name", "")),
         namespace=value.get("namespace"),
         version=str(value["version"]),
         kibana_version=str(value["kibana_version"]),

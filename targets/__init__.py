@@ -18,5 +18,7 @@ class StackOutputs:
     # formed cluster), every drain, prepare, gate, roll and certificate check, and Kibana (whose version the
     # state records). A failed one leaves it unresolved, so the stack keeps the state of its last complete `up`.
     settled: pulumi.Output[Any]
+    # Nodes earlier runs removed that the cluster still lists (Pulumi could not delete them).
+    still_listed: pulumi.Output[tuple[str, ...]]
     # When each certificate expires (ClusterCertificates.expiry).
     certificate_expiry: pulumi.Output[dict[str, Any]]

@@ -164,4 +164,5 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
         certificate_expiry=certificates.expiry,
         elastic_password=credentials.elastic_password,
         settled=pulumi.Output.all(setup.cluster_uuid, rolling.finished, *(c.id for c in kibana.containers)),
+        still_listed=rolling.still_listed,
     )

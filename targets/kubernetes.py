@@ -140,7 +140,9 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recrea
         for group in plan.groups
         if group.replicas > 0
     ]
-    roll.roll([s.statefulset for s in node_sets], [s.template_digest for s in node_sets])
+    roll_task = roll.roll([s.statefulset for s in node_sets], [s.template_digest for s in node_sets])
+    for node_set in node_sets:
+        node_set.patch_new_claims([roll_task] if roll_task else [])
     # The setup Job and Kibana start with the nodes: each retries until what it needs is there.
     setup = KubernetesSetupJob(
         f"{plan.cluster_name}-setup",
@@ -179,5 +181,11 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recrea
         certificate_expiry=certificates.expiry,
         elastic_password=credentials.elastic_password,
         # pulumi-kubernetes returns the Job only once it completed.
-        settled=pulumi.Output.all(setup.job.status, roll.finished, kibana.deployment.id),
+        settled=pulumi.Output.all(
+            setup.job.status,
+            roll.finished,
+            kibana.deployment.id,
+            *(patch.id for node_set in node_sets for patch in node_set.claim_patches),
+        ),
+        still_listed=roll.still_listed,
     )

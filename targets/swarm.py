@@ -46,4 +46,5 @@ def deploy(plan: ClusterPlan, swarm: Swarm, credentials: StackCredentials) -> St
         certificate_expiry=certificates.expiry,
         elastic_password=credentials.elastic_password,
         settled=pulumi.Output.all(stack.setup.cluster_uuid, stack.rolling.finished, stack.kibana_service.id),
+        still_listed=stack.rolling.still_listed,
     )

@@ -112,6 +112,8 @@ class FakeCluster:
     # `settings_unreadable`.
     busy: int = 0
     settings_unreadable: bool = False
+    # What `_cat/nodes` answers when not 200 (a master election: 503).
+    cat_nodes_status: int = 200
     flushes: int = 0
     # Every settings change in order, for tests that check what happened when.
     history: list[tuple[str, str | None]] = field(default_factory=list)
@@ -245,6 +247,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, {})
         elif parts == ["_cluster", "health"] and method == "GET":
             self._health(parse_qs(url.query))
+        elif parts == ["_cat", "nodes"] and method == "GET" and self.cluster.cat_nodes_status != 200:
+            status = self.cluster.cat_nodes_status
+            self._send(status, {"error": {"type": "master_not_discovered_exception"}, "status": status})
         elif parts == ["_cat", "nodes"] and method == "GET":
             self._text(self.cluster.present_nodes())
         elif parts == ["_cat", "shards"] and method == "GET":

@@ -31,7 +31,7 @@ FAKE_KUBECTL = r'''#!/usr/bin/env python3
 import json, os, subprocess, sys
 
 args = sys.argv[1:]
-while args and args[0] in ("--context", "--namespace"):
+while args and args[0] in ("--context", "--namespace", "--kubeconfig"):
     args = args[2:]
 state_file = os.environ["FAKE_K8S"]
 state = json.load(open(state_file))
@@ -47,11 +47,19 @@ if args[0] == "get" and args[1] == "pods":
 elif args[0] == "get" and args[1] == "statefulset":
     sts = state["statefulsets"][args[2]]
     path = args[args.index("-o") + 1]
-    print(sts["updateRevision"] if "updateRevision" in path else sts["replicas"], end="")
+    field = next(f for f in ("updateRevision", "replicas", "observedGeneration", "generation") if f in path)
+    if field == "observedGeneration" and sts.get("lag_polls", 0) > 0:  # the controller has not caught up yet
+        sts["lag_polls"] -= 1
+        save()
+        print(0, end="")
+    elif field == "updateRevision" and sts.get("lag_polls", 0) > 0:  # ... so it still names the old template
+        print("old", end="")
+    else:
+        print(sts.get(field, 1), end="")
 elif args[0] == "get" and args[1] == "pod":
     pod = state["pods"].get(args[2])
     if pod is None:
-        sys.exit(1)
+        sys.exit(0 if "--ignore-not-found" in args else 1)
     path = args[args.index("-o") + 1]
     if "controller-revision-hash" in path:
         print(pod["revision"], end="")
@@ -116,11 +124,15 @@ def run_kubectl_script(
 ) -> tuple[int, str, dict[str, Any]]:
     """A rendered Command (`create`, `interpreter`) run against the stand-in kubectl, whose pods (name →
     revision) answer as the fake Elasticsearch; StatefulSets (name → replicas) have revision "new".
-    `extra`: more of the stand-in's state (`bundles`: what `cat` of a pod's file prints; `unreachable`);
+    `extra`: more of the stand-in's state (`bundles`: what `cat` of a pod's file prints; `unreachable`;
+    `lag`: StatefulSet → polls for which its controller reports an older observedGeneration);
     `authority`: the CA of the fake's certificate."""
     state = {
         "pods": {name: {"revision": rev, "ready": True} for name, rev in pods.items()},
-        "statefulsets": {name: {"updateRevision": "new", "replicas": n} for name, n in statefulsets.items()},
+        "statefulsets": {
+            name: {"updateRevision": "new", "replicas": n, "lag_polls": (extra or {}).get("lag", {}).get(name, 0)}
+            for name, n in statefulsets.items()
+        },
         "deleted": [],
         "never_ready": list(never_ready),
         **(extra or {}),

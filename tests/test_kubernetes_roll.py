@@ -4,9 +4,11 @@ a stand-in `kubectl` (tests/fake_kubectl.py) and the fake Elasticsearch."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
+from components.k8s_objects import SKIP_AWAIT_ANNOTATION
 from escluster.rolling import ALLOCATION_ENABLE
 from escluster.security import ADMIN_USER
 from tests import rules
@@ -148,3 +150,88 @@ def test_the_roll_stops_when_kubectl_cannot_read_a_statefulset(tools: Path) -> N
     """A wrong context or missing RBAC must not pass for "nothing to restart"."""
     code, output, _ = run_kubectl_script(tools, cluster(), roll_command(upgraded()), PODS, {"kg-data": 2})
     assert code == 1 and "could not read StatefulSet kg-coord" in output
+
+
+def test_the_roll_waits_for_the_controller_to_see_the_new_template(tools: Path) -> None:
+    """pulumi-kubernetes returns once the StatefulSet is written; until its controller has observed that
+    generation, `status.updateRevision` still names the old template, and every pod would look current
+    (kubernetes/kubernetes pkg/controller/statefulset/stateful_set_control.go: updateStatefulSetStatus
+    sets observedGeneration with updateRevision)."""
+    statefulsets = {"kg-data": 2, "kg-coord": 1, "kg-master": 3}
+    code, output, state = run_kubectl_script(
+        tools, cluster(), roll_command(upgraded()), PODS, statefulsets, extra={"lag": {"kg-data": 3}}
+    )
+    assert code == 0, output
+    assert state["statefulsets"]["kg-data"]["lag_polls"] == 0 and state["deleted"][0] == "kg-data-1"
+
+
+def test_the_roll_stops_before_any_pod_when_the_controller_never_catches_up(tools: Path) -> None:
+    statefulsets = {"kg-data": 2, "kg-coord": 1, "kg-master": 3}
+    code, output, state = run_kubectl_script(
+        tools, cluster(), roll_command(upgraded()), PODS, statefulsets, extra={"lag": {"kg-data": 10**6}}
+    )
+    assert code == 1 and "has not seen kg-data's latest spec" in output
+    assert state["deleted"] == []
+
+
+def test_a_pod_not_created_yet_is_waited_for_not_restarted(tools: Path) -> None:
+    """Scale-out and roll in one run: the new ordinal does not exist when the roll reads it."""
+    pods = {name: rev for name, rev in PODS.items() if name != "kg-data-1"}
+    statefulsets = {"kg-data": 2, "kg-coord": 1, "kg-master": 3}
+    fake = cluster()
+    code, output, state = run_kubectl_script(tools, fake, roll_command(upgraded()), pods, statefulsets)
+    assert code == 1 and "kg-data-1 is not ready and in the cluster" in output
+    assert "kg-data-1" not in state["deleted"] and state["deleted"][0] == "kg-data-0"
+
+
+def test_a_kubeconfig_path_with_spaces_reaches_kubectl_as_one_argument(tools: Path) -> None:
+    """The scripts keep kubectl's words in a bash array; run the rendered roll's own `K=(…)` line with
+    bash and read back the words a kubectl would get."""
+    path = "/home/o'neil/kube configs/site b.yaml"
+    config = read_stack_config("k8s-groups")
+    config |= {"kubernetes:kubeconfig": path}
+    formed_ = render("k8s-groups", config, previous=render("k8s-groups", config).outputs)
+    upgraded_config = {**config, f"{PROJECT}:cluster": {**config[f"{PROJECT}:cluster"], "version": "9.6.0"}}
+    script = roll_command(render("k8s-groups", upgraded_config, previous=formed_.outputs))["create"]
+    array_line = next(line for line in script.splitlines() if line.startswith("K=("))
+    words = subprocess.run(
+        ["bash", "-c", f'{array_line}\nprintf "%s\\n" "${{K[@]}}"'], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert words[:3] == ["kubectl", "--kubeconfig", path]
+
+
+def test_a_formed_clusters_statefulsets_are_not_awaited_so_a_bad_change_can_be_undone() -> None:
+    """pulumi-kubernetes waits for a StatefulSet's rollout unless `pulumi.com/skipAwait` is set
+    (provider/pkg/await/await.go: skipAwait; statefulset.go waits for updatedReplicas == replicas). With
+    OnDelete nothing rolls until our roll deletes a pod, and a pod broken by a change would fail every
+    later `up` — the one that undoes the change too. A new cluster's first `up` still waits."""
+    first = rendered_k8s_groups()
+    assert all(
+        SKIP_AWAIT_ANNOTATION not in (s.inputs["metadata"].get("annotations") or {}) for s in statefulsets(first)
+    )
+    after = upgraded()
+    assert statefulsets(after) and all(
+        s.inputs["metadata"]["annotations"][SKIP_AWAIT_ANNOTATION] == "true" for s in statefulsets(after)
+    )
+
+
+def test_a_new_pods_claim_is_patched_only_after_the_roll_waited_for_it() -> None:
+    """The claim of a pod added to a formed cluster does not exist until its pod does; a patch before would
+    fail (or create a claim the StatefulSet controller then adopts at the patch's size only)."""
+    config = read_stack_config("k8s-groups")
+    groups = config[f"{PROJECT}:cluster"]["node_groups"]
+    more = [{**g, "count": g["count"] + 1} if g["name"] == "data" else g for g in groups]
+    scaled = {**config, f"{PROJECT}:cluster": {**config[f"{PROJECT}:cluster"], "node_groups": more}}
+    after = render("k8s-groups", scaled, previous=second("k8s-groups").outputs)
+    roll = next(c for c in after.of_type(rules.COMMAND) if c.name.endswith("-rolling-roll"))
+    patches = {p.name: p for p in after.of_type("kubernetes:core/v1:PersistentVolumeClaimPatch")}
+    assert roll.urn in patches["data-kg-data-2"].dependencies
+    assert roll.urn not in patches["data-kg-data-0"].dependencies
+
+
+def rendered_k8s_groups() -> Render:
+    return render("k8s-groups", read_stack_config("k8s-groups"))
+
+
+def statefulsets(result: Render) -> list[Any]:
+    return result.of_type("kubernetes:apps/v1:StatefulSet")

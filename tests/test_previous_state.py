@@ -10,6 +10,7 @@ from typing import Any
 
 import pulumi
 import pytest
+from pulumi.runtime.rpc import UNKNOWN
 
 from escluster.load import ConfigError, read_previous_state
 from tests.conftest import rendered
@@ -190,3 +191,40 @@ def test_a_state_written_before_later_keys_existed_is_read() -> None:
         state.pop(key)
     result = render("lab", read_stack_config("lab"), previous={"cluster_state": state})
     assert result.outputs["cluster_state"]["ca"] == {"trusted": [1], "issuing": 1}
+
+
+def unknown_state() -> dict[str, Any]:
+    """The last outputs with the state saved unknown, as an invoke hands them to the program."""
+    return {**rendered("lab").outputs, "cluster_state": UNKNOWN}
+
+
+def test_a_state_saved_unknown_is_an_error_naming_the_way_out() -> None:
+    """`pulumi up --continue-on-error` or `--target` can save an output unknown; the SDK drops a key whose
+    value deserializes to None (pulumi/runtime/rpc.py deserialize_properties), so it looks missing."""
+    error, partial = render_failure("lab", previous=unknown_state())
+    assert isinstance(error, ConfigError)
+    assert "hold no cluster_state" in str(error) and "cluster.bootstrapped: true" in str(error)
+    assert partial.resources == []
+
+
+def test_an_adopted_cluster_goes_on_from_an_unknown_state_as_formed() -> None:
+    config = edited("lab", lambda c: c[CLUSTER].update(bootstrapped=True))
+    result = render("lab", config, previous=unknown_state())
+    settings = [f for f in result.of_type("docker:index/container:Container") if f.name.startswith("lab-es")]
+    assert settings and all("initial_master_nodes" not in str(c.inputs) for c in settings)
+    assert result.outputs["cluster_state"]["formed"] is True
+
+
+def test_a_failed_claim_patch_leaves_the_last_state_in_place() -> None:
+    """Growing `storage` records the new size only once every claim took it; otherwise the next run
+    would see nothing to grow and never retry."""
+    before = render("prod", read_stack_config("prod"), previous=rendered("prod").outputs)
+    bigger = edited("prod", lambda c: c[CLUSTER]["node_groups"][0].update(storage="80Gi"))
+    error, partial = render_failure(
+        "prod",
+        bigger,
+        previous=before.outputs,
+        failures={"data-prod-es-1": "the StorageClass does not allow expansion"},
+    )
+    assert "does not allow expansion" in str(error)
+    assert "cluster_state" not in partial.outputs

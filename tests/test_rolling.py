@@ -202,11 +202,15 @@ def test_a_data_node_is_drained_before_it_is_removed() -> None:
     # Everything else waits for the drain; Pulumi deletes the removed node after every step of the run.
     baseline = task(after, "labg-rolling-health-before")
     assert baseline is not None and drain.urn in ancestors(after, baseline)
-    # The next run clears its exclusions before anything else.
-    cleanup = task(
-        render("lab-groups", edited("lab-groups", fewer_data), previous=after.outputs), "labg-rolling-cleanup"
-    )
-    assert cleanup is not None and "labg-data-2" in rules.docker_argv(cleanup.inputs["create"])[-1]
+    # This run excludes the leaving node first; the next one keeps it excluded only while it is still listed.
+    exclusions = task(after, "labg-rolling-exclusions")
+    assert exclusions is not None and exclusions.urn in ancestors(after, drain)
+    assert "wanted=labg-data-2\n" in rules.docker_argv(exclusions.inputs["create"])[-1]
+    following = render("lab-groups", edited("lab-groups", fewer_data), previous=after.outputs)
+    exclusions = task(following, "labg-rolling-exclusions")
+    assert exclusions is not None
+    script = rules.docker_argv(exclusions.inputs["create"])[-1]
+    assert "wanted=''\n" in script and "for name in labg-data-2; do" in script
 
 
 def test_a_master_leaves_the_voting_configuration_before_it_is_removed() -> None:
@@ -218,11 +222,13 @@ def test_a_master_leaves_the_voting_configuration_before_it_is_removed() -> None
     after = render("lab-groups", edited("lab-groups", masters(4)), previous=formed_five.outputs)
     drain = task(after, "labg-rolling-drain")
     assert drain is not None and "drain_node labg-master-4 1 " in rules.docker_argv(drain.inputs["create"])[-1]
-    # The next run clears the voting exclusions once the master has left.
-    cleanup = task(
-        render("lab-groups", edited("lab-groups", masters(4)), previous=after.outputs), "labg-rolling-cleanup"
+    # The next run clears the voting exclusions once the master is no longer listed.
+    exclusions = task(
+        render("lab-groups", edited("lab-groups", masters(4)), previous=after.outputs), "labg-rolling-exclusions"
     )
-    assert cleanup is not None and "voting_config_exclusions" in rules.docker_argv(cleanup.inputs["create"])[-1]
+    assert exclusions is not None
+    script = rules.docker_argv(exclusions.inputs["create"])[-1]
+    assert 'for name in labg-master-4; do\n  printf \'%s\\n\' "$present" | grep -qx "$name" && voters_leaving' in script
 
 
 def test_an_unchanged_stack_runs_no_task() -> None:

@@ -19,10 +19,11 @@ from escluster.rolling import (
     LIBRARY,
     POLL_SECONDS,
     baseline_script,
-    cleanup_script,
     container_preamble,
     drain_script,
+    exclusions_script,
     gate_script,
+    lingering_nodes,
     prepare_script,
 )
 from escluster.scripts import curl_config_user
@@ -108,13 +109,42 @@ def test_prepare_refuses_a_node_of_a_red_cluster(run_dir: Path) -> None:
 
 
 def test_a_node_not_in_the_cluster_changes_whatever_the_health(run_dir: Path) -> None:
-    """How a broken change is undone: the node that left may change even on a red cluster (ECK's
-    rolling upgrade deletes pods that are not ready without waiting), or when nothing answers."""
+    """How a broken change is undone: a node the cluster answers without may change even on a red cluster
+    (ECK's rolling upgrade deletes pods that are not ready without waiting)."""
     fake = cluster(nodes=["node-0"], status="red")
     code, out, err = run(prepare_script("node-1"), fake, run_dir)
     assert code == 0, err
     assert "node-1 is not in the cluster" in out and fake.history == []
-    code, _, err = run(prepare_script("node-0"), None, run_dir)
+
+
+def test_when_nothing_answers_only_a_node_shown_down_changes(run_dir: Path) -> None:
+    """A single node that is down (dev): nothing answers, and its own address refuses the connection."""
+    code, out, err = run(prepare_script("node-0", "https://127.0.0.1:9"), None, run_dir)
+    assert code == 0, err
+    assert "no node answers and node-0 is down" in out
+
+
+def test_a_node_whose_state_cannot_be_told_is_left_alone(run_dir: Path) -> None:
+    """No answer on the node list (an election, a refused credential) is no evidence the node is out."""
+    fake = cluster(nodes=["node-1"], cat_nodes_status=503)
+    with fake_elasticsearch(fake, ["node-1"], run_dir) as server:
+        script = fast(
+            container_preamble([server.url], str(run_dir / "files")) + LIBRARY + prepare_script("node-1", server.url)
+        )
+        admin = curl_config_user(ADMIN_USER, ADMIN_PASSWORD)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(run_dir), "CURL_HOME": str(run_dir)}
+        result = run_as(ELASTICSEARCH_USER, ["bash", "-c", script], env=env, stdin=admin + server.ca_pem)
+    assert result.returncode == 1 and "not restarting it" in result.stderr
+    assert fake.history == []
+
+
+def test_prepare_waits_for_moving_shards_before_restarting_a_node(run_dir: Path) -> None:
+    """A node rejoined after a red baseline, or a yellow cluster still recovering: the next restart waits."""
+    moving = cluster(nodes=["node-1"], status="yellow", initializing=2)
+    code, _, err = run(prepare_script("node-1", "", timeout_seconds=FAST), moving, run_dir)
+    assert code == 1 and "shards are still moving" in err and moving.history == []
+    settled = cluster(nodes=["node-1"], status="yellow", initializing=0, green_after=None)
+    code, _, err = run(prepare_script("node-1", "", timeout_seconds=FAST), settled, run_dir)
     assert code == 0, err
 
 
@@ -223,34 +253,53 @@ def test_drain_stops_on_a_node_that_never_drains(run_dir: Path) -> None:
     assert code == 1 and "node-1 still holds 3 shards" in err and "it stays excluded and is not removed" in err
 
 
-def test_cleanup_clears_the_exclusions_of_nodes_that_left(run_dir: Path) -> None:
-    fake = cluster(nodes=["a"], settings={ALLOCATION_EXCLUDE: "b,x,c"}, voting_exclusions=["b"])
-    code, _, err = run(cleanup_script([RemovedNode("b", True, True), RemovedNode("c", False, True)], []), fake, run_dir)
+def exclusions(leaving: list[RemovedNode], lingering: list[RemovedNode], fake: FakeCluster, run_dir: Path) -> str:
+    code, out, err = run(exclusions_script(leaving, lingering), fake, run_dir)
     assert code == 0, err
-    assert fake.settings[ALLOCATION_EXCLUDE] == "x" and fake.voting_exclusions == []
+    return out
 
 
-def test_cleanup_keeps_the_exclusions_of_a_removed_node_still_there(run_dir: Path) -> None:
-    """Pulumi deletes removed nodes after every other step; one it could not delete keeps its exclusions,
-    and the run goes on (waiting for it would fail every later `up`)."""
-    fake = cluster(nodes=["a", "b"], settings={ALLOCATION_EXCLUDE: "b,c"}, voting_exclusions=["b"])
-    code, out, err = run(
-        cleanup_script([RemovedNode("b", True, True), RemovedNode("c", False, True)], []), fake, run_dir
-    )
-    assert code == 0, err
-    assert "b was removed but is still in the cluster" in out
-    assert fake.settings[ALLOCATION_EXCLUDE] == "b" and fake.voting_exclusions == ["b"]
+def test_exclusions_hold_exactly_the_nodes_leaving(run_dir: Path) -> None:
+    """As ECK's: the program owns exclude._name; a name left from an earlier drain, or set before, goes."""
+    fake = cluster(nodes=["a", "b"], settings={ALLOCATION_EXCLUDE: "x,old"}, voting_exclusions=["old"])
+    out = exclusions([RemovedNode("b", False, True)], [], fake, run_dir)
+    assert fake.settings[ALLOCATION_EXCLUDE] == "b" and fake.voting_exclusions == []
+    assert lingering_nodes(out) == ()
 
 
-def test_cleanup_clears_the_exclusion_of_a_node_that_comes_back(run_dir: Path) -> None:
-    fake = cluster(nodes=["a", "b"], settings={ALLOCATION_EXCLUDE: "b"})
-    code, _, err = run(cleanup_script([], ["b"]), fake, run_dir)
-    assert code == 0, err
-    assert ALLOCATION_EXCLUDE not in fake.settings
+def test_with_nothing_leaving_every_exclusion_goes(run_dir: Path) -> None:
+    """A node that comes back under a drained name, or a reverted removal, is excluded no more."""
+    fake = cluster(nodes=["a", "b"], settings={ALLOCATION_EXCLUDE: "b"}, voting_exclusions=["b"])
+    exclusions([], [], fake, run_dir)
+    assert ALLOCATION_EXCLUDE not in fake.settings and fake.voting_exclusions == []
+    deletes = [r for r in fake.requests if r.method == "DELETE"]
+    assert deletes and deletes[0].query == {"wait_for_removal": ["false"]}, "a hand-set exclusion would block"
 
 
-def test_cleanup_changes_nothing_when_it_cannot_read_the_exclusions(run_dir: Path) -> None:
+def test_a_removed_node_still_listed_stays_excluded_and_is_remembered(run_dir: Path) -> None:
+    """Pulumi deletes removed nodes after every other step; one it could not delete keeps its exclusions
+    (and, a master, the voting ones), and the next state names it again."""
+    fake = cluster(nodes=["a", "m"], settings={ALLOCATION_EXCLUDE: "m"}, voting_exclusions=["m"])
+    out = exclusions([], [RemovedNode("m", True, True), RemovedNode("gone", False, True)], fake, run_dir)
+    assert fake.settings[ALLOCATION_EXCLUDE] == "m" and fake.voting_exclusions == ["m"]
+    assert "m was removed but is still in the cluster" in out and lingering_nodes(out) == ("m",)
+
+
+def test_a_master_leaving_keeps_the_voting_exclusions(run_dir: Path) -> None:
+    fake = cluster(nodes=["a", "m"], voting_exclusions=["m"])
+    exclusions([RemovedNode("m", True, True)], [], fake, run_dir)
+    assert fake.voting_exclusions == ["m"] and fake.settings[ALLOCATION_EXCLUDE] == "m"
+
+
+def test_exclusions_change_nothing_when_the_settings_cannot_be_read(run_dir: Path) -> None:
     fake = cluster(nodes=["a"], settings={ALLOCATION_EXCLUDE: "b,x"}, settings_unreadable=True)
-    code, _, err = run(cleanup_script([RemovedNode("b", False, True)], []), fake, run_dir)
+    code, _, err = run(exclusions_script([], [RemovedNode("b", False, True)]), fake, run_dir)
     assert code == 1 and "could not read the cluster settings" in err
     assert fake.history == [], "the exclusions were written without being read"
+
+
+def test_exclusions_change_nothing_when_the_nodes_cannot_be_listed(run_dir: Path) -> None:
+    fake = cluster(nodes=["a"], settings={ALLOCATION_EXCLUDE: "b"}, cat_nodes_status=503)
+    code, _, err = run(exclusions_script([], [RemovedNode("b", False, True)]), fake, run_dir)
+    assert code == 1 and "could not list the cluster's nodes; no exclusion was changed" in err
+    assert fake.history == []
