@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pulumi
+import pulumi_command as command
 import pulumi_tls as tls
 
 from components import component_type
 from escluster.changes import CaPlan
+from escluster.security import CERT_RENEWAL_DAYS
 
 KEY_ALGORITHM = "RSA"
 RSA_BITS = 3072
 # `pulumi up` within this window of expiry issues a new certificate.
-EARLY_RENEWAL_HOURS = 30 * 24
+EARLY_RENEWAL_HOURS = CERT_RENEWAL_DAYS * 24
 
 
 class CertificateSubject(Protocol):
@@ -43,7 +45,7 @@ class IssuedCertificate:
 
 # A check of the running cluster against a CA certificate: (resource name, the CA's PEM, parent) -> the
 # resource that runs it; an `up` goes on only if it passes.
-CaCheck = Callable[[str, pulumi.Output[str], pulumi.Resource], pulumi.CustomResource]
+CaCheck = Callable[[str, pulumi.Output[str], pulumi.Resource], command.local.Command]
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,13 @@ class CaChecks:
     trust: CaCheck | None = None
 
 
-def after(check: pulumi.CustomResource | None, value: pulumi.Output[str]) -> pulumi.Output[str]:
+def after(check: command.local.Command | None, value: pulumi.Output[str]) -> pulumi.Output[str]:
     """`value`, known only once `check` ran: whatever reads it waits for the check (a dependency Pulumi
-    derives from the Output), and a preview shows it as unknown while the check has not run."""
+    derives from the Output), and a preview shows it unknown whenever the check is to run (its output is
+    unknown then; its id would be known on an update)."""
     if check is None:
         return value
-    return pulumi.Output.all(check.id, value).apply(lambda values: str(values[1]))
+    return pulumi.Output.all(pulumi.Output.unsecret(check.stdout), value).apply(lambda values: str(values[1]))
 
 
 def trust_bundle(pems: Sequence[str]) -> str:

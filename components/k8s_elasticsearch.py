@@ -72,10 +72,12 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
         ca_cert_pem: pulumi.Input[str],
         certificates: Mapping[str, IssuedCertificate],
         file_realm_secret: pulumi.Input[str],
+        certs_provider: k8s.Provider,
         after: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """`after`: what the StatefulSet waits for (the drain of the nodes this run removes)."""
+        """`after`: what the StatefulSet waits for (the drain of the nodes this run removes);
+        `certs_provider`: one that updates a Secret's data in place (`enable_secret_mutable`)."""
         super().__init__(component_type("ElasticsearchNodeSet"), group.statefulset, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         # The namespace is the Namespace resource's output, so every object here waits for it.
@@ -99,7 +101,7 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
             f"{name}-certs",
             metadata=manifest({"name": f"{name}-certs", "namespace": namespace, "labels": labels}),
             string_data=pulumi.Output.secret(cert_data),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, provider=certs_provider),
         )
         memory = kubernetes_quantity(group.memory_bytes)
         k8s_settings = plan.settings

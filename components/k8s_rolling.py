@@ -98,7 +98,7 @@ class KubernetesRoll(pulumi.ComponentResource):
         every pod trusts the new CA, step 3 that every pod presents a certificate from it."""
 
         def check(script: Callable[[str], str]) -> CaCheck:
-            def run(name: str, ca_pem: pulumi.Output[str], parent: pulumi.Resource) -> pulumi.CustomResource:
+            def run(name: str, ca_pem: pulumi.Output[str], parent: pulumi.Resource) -> command.local.Command:
                 return command.local.Command(
                     name,
                     create=ca_pem.apply(lambda pem: self._preamble + script(pem)),

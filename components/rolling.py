@@ -68,7 +68,7 @@ def container_ca_checks(tasks: ClusterTasks, generation: int) -> CaChecks:
     rotation step is recorded only once every node passed its gate; so only the last step asks the nodes
     (the ones running, `tasks.es_urls`) which CA signed their certificate."""
 
-    def issuer(name: str, ca_pem: pulumi.Output[str], parent: pulumi.Resource) -> pulumi.CustomResource:
+    def issuer(name: str, ca_pem: pulumi.Output[str], parent: pulumi.Resource) -> command.local.Command:
         script = ca_pem.apply(lambda pem: issuer_check_script(tasks.es_urls, pem, generation, TASK_DIR))
         return tasks.command(name, script, stdin="", parent=parent)
 

@@ -24,6 +24,7 @@ from escluster import swarm as swarm_placement
 from escluster.fields import DnsLabel, IPAddress, Strict
 from escluster.hosts import DockerHost, NodeSlot
 from escluster.kubernetes import Kubernetes
+from escluster.security import CERT_RENEWAL_DAYS, MIN_CERT_VALIDITY_DAYS
 from escluster.swarm import Swarm, SwarmPlacement
 from escluster.units import GIB, MIB, jvm_size, parse_size
 
@@ -238,7 +239,13 @@ class Security(Strict):
         None,
         description="Password of the `kibana_system` user; generated when unset. Set it only with `--secret`.",
     )
-    cert_validity_days: int = Field(1095, ge=1, le=3650, description="Validity of the CA and node certificates.")
+    cert_validity_days: int = Field(
+        1095,
+        ge=MIN_CERT_VALIDITY_DAYS,
+        le=3650,
+        description=f"Validity of the CA and node certificates; `pulumi up` renews them in their last "
+        f"{CERT_RENEWAL_DAYS} days.",
+    )
     ca_generation: int = Field(
         1,
         ge=1,

@@ -28,6 +28,10 @@ RESERVED_USERS = frozenset(
 )
 # What the probe may read: cluster health and node info, nothing in any index.
 PROBE_PRIVILEGES = {"cluster": ["monitor"]}
+# `pulumi up` issues a certificate anew in its last days (pulumi-tls early_renewal_hours); a validity of
+# less than three windows would renew every node more often than it serves.
+CERT_RENEWAL_DAYS = 30
+MIN_CERT_VALIDITY_DAYS = 3 * CERT_RENEWAL_DAYS
 
 
 def users_file(hashes: Mapping[str, str]) -> str:

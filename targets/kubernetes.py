@@ -60,6 +60,13 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recrea
     adopting = k8s.Provider(
         "kubernetes-namespace", context=access.context, kubeconfig=access.kubeconfig, upsert_existing_objects=True
     )
+    # The certificates' Secret keeps its name, so a renewal reaches the running pods' files (Elasticsearch
+    # reloads them) instead of a new pod template. pulumi-kubernetes replaces a Secret whose data changes,
+    # deleting it first when it has a fixed name (provider/pkg/provider/diff.go forceNewProperties, provider.go
+    # Diff: deleteBeforeReplace); this provider, for that Secret alone, updates it in place.
+    mutable_secrets = k8s.Provider(
+        "kubernetes-mutable-secrets", context=access.context, kubeconfig=access.kubeconfig, enable_secret_mutable=True
+    )
     namespace = k8s.core.v1.Namespace(
         plan.namespace,
         metadata=manifest({"name": plan.namespace, "labels": pod_security_labels(plan.pod_security_level)}),
@@ -134,6 +141,7 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recrea
             ca_cert_pem=certificates.ca_cert_pem,
             certificates=certificates.node_certificates,
             file_realm_secret=file_realm.metadata.name,
+            certs_provider=mutable_secrets,
             after=roll.before_nodes,
             opts=base,
         )

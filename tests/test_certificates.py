@@ -163,11 +163,12 @@ def broken_trust(before: Render, after: Render) -> list[str]:
         "ca_certificate (new)": Party(certs.bundle(after.outputs["ca_certificate"])),
     }
     kept = sorted(set(old_nodes) & set(new_nodes))
+    added = {name: node for name, node in new_nodes.items() if name not in old_nodes}  # on new files only
     assert kept and any("kibana" in name for name in clients) and any("setup" in name for name in clients)
     problems = set()
     for count in range(len(kept) + 1):
         for changed in itertools.combinations(kept, count):
-            running = {name: new_nodes[name] if name in changed else old_nodes[name] for name in kept}
+            running = {name: new_nodes[name] if name in changed else old_nodes[name] for name in kept} | added
             for name, node in running.items():
                 verifiers = {**{n: p for n, p in running.items() if n != name}, **clients}
                 for verifier_name, verifier in verifiers.items():
@@ -357,6 +358,26 @@ def test_a_renewed_node_certificate_keeps_trust(stack: str) -> None:
 
 
 # ---- refusals, expiry -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["lab-groups", "k8s-groups"])
+def test_nodes_added_in_the_middle_of_a_rotation_trust_and_are_trusted(stack: str) -> None:
+    """A node added while the certificates are re-issued (step 2) starts on the new CA's certificate and
+    the two-CA bundle; every running node, old files or new, must trust it and it them."""
+
+    def more_data(config: dict[str, Any]) -> dict[str, Any]:
+        groups = config[f"{PROJECT}:cluster"]["node_groups"]
+        grown = [{**g, "count": g["count"] + 1} if g["name"] == "data" else g for g in groups]
+        return {**config, f"{PROJECT}:cluster": {**config[f"{PROJECT}:cluster"], "node_groups": grown}}
+
+    results = [formed(stack)]
+    results.append(render(stack, edited(stack, ca_generation=2), previous=results[-1].outputs))
+    for _ in range(3):
+        results.append(render(stack, more_data(edited(stack, ca_generation=2)), previous=results[-1].outputs))
+    certs = Certificates(*results)
+    assert len(parties(results[2], certs)[0]) == len(parties(results[1], certs)[0]) + 1
+    for before, after in itertools.pairwise(results):
+        assert broken_trust(before, after) == []
 
 
 @pytest.mark.parametrize(

@@ -290,3 +290,11 @@ def test_engine_urls_no_docker_client_can_use_are_refused(engine: str, reason: s
     config = dev_config()
     config[f"{PROJECT}:docker_hosts"] = [{"name": "a", "engine": engine, "address": "10.0.0.1", "cert_path": "/c"}]
     fails_with(config, "docker_hosts[0].engine:", reason)
+
+
+def test_a_validity_inside_three_renewal_windows_is_refused() -> None:
+    """pulumi-tls makes a certificate anew once it is inside early_renewal_hours (30 days): with a validity of
+    30 days or less every `up` would renew every node."""
+    config = dev_config()
+    config[f"{PROJECT}:security"] = {"cert_validity_days": 30}
+    fails_with(config, "security.cert_validity_days:", "greater than or equal to 90")

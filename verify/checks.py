@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from escluster.security import CERT_RENEWAL_DAYS
 from escluster.state import ClusterState
 
-RENEWAL_DAYS = 30  # pulumi-tls issues a certificate anew in its last 30 days (EARLY_RENEWAL_HOURS)
+RENEWAL_DAYS = CERT_RENEWAL_DAYS  # pulumi-tls issues a certificate anew in its last days (early_renewal_hours)
 TIMEOUT_SECONDS = 15
 TRANSPORT_SSL = "xpack.security.transport.ssl"
 INITIAL_MASTER_NODES = "cluster.initial_master_nodes"

@@ -132,18 +132,29 @@ def check_changed_data_reaches_readers(render: Render) -> None:
     only when its pod is recreated: the object must be auto-named, so its new name changes the pod
     template (or a Job's template, which replaces the Job). The same holds for a directory read once at
     start (Kibana's keystore files); only files the process reloads may come from a named object, whose
-    directory the kubelet updates in place."""
-    named = {
-        (kind.rsplit(":", 1)[1], k8s_object_name(r)): bool(r.inputs["metadata"].get("name"))
-        for kind in (SECRET, CONFIG_MAP)
-        for r in render.of_type(kind)
+    directory the kubelet updates in place — and only if the provider updates it in place too: under
+    `enableSecretMutable` / `enableConfigMapMutable` (provider.go Configure) the data is not forceNew. A
+    delete-before-replace would take the files away from running pods, and the engine replaces, with a
+    delete-before-replace, whatever depends on it that the provider says must go (deployment's
+    `calculateDependentReplacements`)."""
+    objects = {
+        (kind.rsplit(":", 1)[1], k8s_object_name(r)): r for kind in (SECRET, CONFIG_MAP) for r in render.of_type(kind)
     }
+    providers = {f"{p.urn}::{p.id}": p for p in render.of_type("pulumi:providers:kubernetes")}
     for workload, kind, name, how in readers(render):
-        assert (kind, name) in named, f"{workload.name}: reads {kind} {name}, which this stack does not make"
-        if how != "reloaded":
-            assert not named[kind, name], (
-                f"{workload.name}: reads {kind} {name} through {how}; with a fixed name, new data never reaches it"
-            )
+        assert (kind, name) in objects, f"{workload.name}: reads {kind} {name}, which this stack does not make"
+        source = objects[kind, name]
+        if not source.inputs["metadata"].get("name"):
+            continue
+        assert how == "reloaded", (
+            f"{workload.name}: reads {kind} {name} through {how}; with a fixed name, new data never reaches it"
+        )
+        flag = "enableSecretMutable" if kind == "Secret" else "enableConfigMapMutable"
+        provider = providers.get(source.provider)
+        assert provider is not None and str(provider.inputs.get(flag)).lower() == "true", (
+            f"{source.name}: a fixed-name {kind} on a provider without {flag}; new data replaces it "
+            f"(deleted first) under {workload.name}'s running pods"
+        )
 
 
 def check_jobs_and_timeouts(render: Render) -> None:
@@ -301,6 +312,18 @@ def test_a_fixed_name_secret_read_through_env_is_caught() -> None:
     secret.inputs["metadata"]["name"] = k8s_object_name(secret)
     with pytest.raises(
         AssertionError, match=r"reads Secret prod-kibana-keystore-.* through directory; with a fixed name"
+    ):
+        check_changed_data_reaches_readers(result)
+
+
+def test_a_fixed_name_secret_on_a_provider_that_replaces_it_is_caught() -> None:
+    """The certificates' Secret on the default provider: a renewal would delete it under running pods."""
+    result = broken()
+    certs = result.named("prod-es-certs")
+    default = next(p for p in result.of_type("pulumi:providers:kubernetes") if p.name == "kubernetes-namespace")
+    certs.provider = f"{default.urn}::{default.id}"
+    with pytest.raises(
+        AssertionError, match="prod-es-certs: a fixed-name Secret on a provider without enableSecretMutable"
     ):
         check_changed_data_reaches_readers(result)
 
