@@ -5,10 +5,10 @@ import pulumi
 
 from components.credentials import StackCredentials
 from escluster.changes import decide
-from escluster.config import Target
 from escluster.k8s_plan import build_kubernetes_plan
 from escluster.load import check_changes, kubernetes_access, load_stack_config, previous_state
 from escluster.plan import build_plan
+from escluster.sections import Target
 from escluster.state import STATE_OUTPUT
 from targets import docker as docker_target
 from targets import kubernetes as kubernetes_target

@@ -7,7 +7,7 @@ import pulumi_random as random
 from pydantic import SecretStr
 
 from components import component_type
-from escluster.config import Security
+from escluster.sections import Security
 from escluster.security import ADMIN_USER, PROBE_USER, users_file
 
 GENERATED_PASSWORD_LENGTH = 32

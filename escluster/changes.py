@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from escluster.config import StackConfig, version_tuple
+from escluster.config import StackConfig
+from escluster.sections import version_tuple
 from escluster.state import ClusterState, planned_state
 from escluster.units import jvm_size
 

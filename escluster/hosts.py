@@ -6,16 +6,16 @@ Pure Python, used by the config's validation and by the plan.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
 from escluster.engines import EngineUrl
 from escluster.fields import DNS_LABEL, DnsLabel, Strict
-
-if TYPE_CHECKING:
-    from escluster.config import StackConfig
+from escluster.sections import Cluster, Exposure, Kibana
+from escluster.swarm import Swarm, SwarmPlacement
 
 # Across hosts each node group's ports start this far apart on a host.
 PORT_BLOCK = 10
@@ -64,14 +64,19 @@ class NodeSlot:
     swarm_node: str | None = None
 
 
-def kibana_host(config: StackConfig) -> DockerHost | None:
-    if not config.docker_hosts:
+def kibana_host(docker_hosts: Sequence[DockerHost], kibana: Kibana) -> DockerHost | None:
+    if not docker_hosts:
         return None
-    wanted = config.kibana.host or config.docker_hosts[0].name
-    return next(host for host in config.docker_hosts if host.name == wanted)
+    wanted = kibana.host or docker_hosts[0].name
+    return next(host for host in docker_hosts if host.name == wanted)
 
 
-def node_slots(config: StackConfig) -> list[NodeSlot]:
+def node_slots(
+    cluster: Cluster,
+    docker_hosts: Sequence[DockerHost],
+    exposure: Exposure,
+    pinned: Mapping[str, SwarmPlacement],
+) -> list[NodeSlot]:
     """Where each node runs and which host ports it publishes.
 
     Nodes go to their group's placement (or every host) in turn. Across hosts and on a swarm, each group
@@ -79,18 +84,17 @@ def node_slots(config: StackConfig) -> list[NodeSlot]:
     node or a group never moves an existing node to another port. On one engine only the first node
     publishes HTTPS; transport stays inside the Docker network (or the swarm's overlay).
     """
-    hosts = [host.name for host in config.docker_hosts]
-    pinned = config.swarm_placements()
-    http_base, transport_base = config.exposure.http_port, config.exposure.transport_port
+    hosts = [host.name for host in docker_hosts]
+    http_base, transport_base = exposure.http_port, exposure.transport_port
     slots: list[NodeSlot] = []
-    for group_index, group in enumerate(config.cluster.node_groups):
+    for group_index, group in enumerate(cluster.node_groups):
         # Placement names docker hosts only across hosts; on a swarm it holds label selectors.
         targets = (group.placement or hosts) if hosts else []
         http = group.http_port or (http_base + PORT_BLOCK * group_index if http_base else None)
         transport = group.transport_port or transport_base + PORT_BLOCK * group_index
         on_machine: dict[str, int] = {}
         for index in range(group.count):
-            name = f"{config.cluster.name}-{group.name}-{index}"
+            name = f"{cluster.name}-{group.name}-{index}"
             if pinned:
                 machine = pinned[name].node
                 nth = on_machine[machine] = on_machine.get(machine, -1) + 1
@@ -104,33 +108,42 @@ def node_slots(config: StackConfig) -> list[NodeSlot]:
     return slots
 
 
-def published_host_ports(config: StackConfig) -> list[tuple[str, str | None, int]]:
+def published_host_ports(
+    slots: Sequence[NodeSlot],
+    *,
+    across_hosts: bool,
+    kibana: Kibana,
+    kibana_host: DockerHost | None,
+    swarm: Swarm | None,
+) -> list[tuple[str, str | None, int]]:
     """Every published (machine, port), with the config key that asks for it (machine None: the local
     engine). Kibana's swarm port is published by the ingress mesh on every swarm node."""
     ports: list[tuple[str, str | None, int]] = []
-    for slot in config.node_slots():
+    for slot in slots:
         group_key = f"cluster.node_groups[{slot.group_index}]"
         if slot.http_port is not None:
-            key = f"{group_key}.http_port" if config.across_hosts or slot.swarm_node else "exposure.http_port"
+            key = f"{group_key}.http_port" if across_hosts or slot.swarm_node else "exposure.http_port"
             ports.append((key, slot.host or slot.swarm_node, slot.http_port))
         if slot.transport_port is not None:
             ports.append((f"{group_key}.transport_port", slot.host, slot.transport_port))
-    kibana_ports = [config.kibana.port + i for i in range(config.kibana.replicas)]
-    if config.swarm is not None:
-        machines = sorted({node.node for node in config.swarm.nodes})
-        ports += [("kibana.port", machine, config.kibana.port) for machine in machines]
+    kibana_ports = [kibana.port + i for i in range(kibana.replicas)]
+    if swarm is not None:
+        machines = sorted({node.node for node in swarm.nodes})
+        ports += [("kibana.port", machine, kibana.port) for machine in machines]
     else:
-        kibana_host = config.kibana_host.name if config.kibana_host else None
-        ports += [("kibana.port", kibana_host, port) for port in kibana_ports]
+        machine = kibana_host.name if kibana_host else None
+        ports += [("kibana.port", machine, port) for port in kibana_ports]
     return ports
 
 
-def check_docker_hosts(config: StackConfig) -> None:
-    names = [host.name for host in config.docker_hosts]
+def check_docker_hosts(
+    docker_hosts: Sequence[DockerHost], cluster: Cluster, kibana: Kibana, exposure: Exposure
+) -> None:
+    names = [host.name for host in docker_hosts]
     for index, name in enumerate(names):
         if name in names[:index]:
             raise ValueError(f"docker_hosts[{index}].name: {name!r} is used by another host")
-    for index, group in enumerate(config.cluster.node_groups):
+    for index, group in enumerate(cluster.node_groups):
         key = f"cluster.node_groups[{index}]"
         for place_index, place in enumerate(group.placement):
             if not names:
@@ -139,7 +152,7 @@ def check_docker_hosts(config: StackConfig) -> None:
                 raise ValueError(f"{key}.placement[{place_index}]: {place!r} is not a docker host ({names})")
         if not names and (group.http_port or group.transport_port):
             raise ValueError(f"{key}: http_port and transport_port are for clusters across docker_hosts")
-    if config.kibana.host is not None and config.kibana.host not in names:
-        raise ValueError(f"kibana.host: {config.kibana.host!r} is not a docker host ({names})")
-    if names and config.exposure.http_port is None:
+    if kibana.host is not None and kibana.host not in names:
+        raise ValueError(f"kibana.host: {kibana.host!r} is not a docker host ({names})")
+    if names and exposure.http_port is None:
         raise ValueError("exposure.http_port: across hosts, Kibana reaches the nodes on published HTTP ports")

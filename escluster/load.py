@@ -11,8 +11,9 @@ import pydantic
 from pulumi.runtime import config as runtime_config
 
 from escluster.changes import refused_changes
-from escluster.config import StackConfig, Target
+from escluster.config import StackConfig
 from escluster.kubernetes import ClusterAccess, cluster_access
+from escluster.sections import Target
 from escluster.state import STATE_OUTPUT, ClusterState, parse_state
 
 # The Pulumi engine's built-in function behind stack references (pulumi/pulumi

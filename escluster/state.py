@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from escluster.config import StackConfig, Target
+from escluster.config import StackConfig
+from escluster.sections import Target
 
 STATE_OUTPUT = "cluster_state"
 STATE_FORMAT = 1

@@ -156,10 +156,12 @@ def test_unsupported_version() -> None:
     fails_with(config, "cluster.version: version 7.17.0 is not supported; use 8.0.0 or newer")
 
 
-def test_version_not_a_release() -> None:
+@pytest.mark.parametrize("version", ["latest", "9.5", "9.5.2-SNAPSHOT", "9.5.2+build1", "09.5.2"])
+def test_version_not_a_release(version: str) -> None:
+    """Elastic's images are tagged with release versions only (docker.elastic.co/elasticsearch/elasticsearch:9.5.2)."""
     config = dev_config()
-    config[CLUSTER]["version"] = "latest"
-    fails_with(config, "cluster.version: 'latest' is not a release version")
+    config[CLUSTER]["version"] = version
+    fails_with(config, f"cluster.version: {version!r} is not a release version")
 
 
 def test_kibana_newer_than_elasticsearch() -> None:

@@ -9,8 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from escluster.config import MAX_HEAP_BYTES, Role, StackConfig
+from escluster.config import StackConfig
 from escluster.plan import ClusterPlan, build_plan
+from escluster.sections import MAX_HEAP_BYTES, Role
 from escluster.units import GIB, MIB
 
 ROOT = Path(__file__).resolve().parent.parent
