@@ -1,7 +1,11 @@
-"""The rules of ../shared/RULES.md that a rendered Docker stack must satisfy, as checks on a Render.
+"""The rules of docs/rules.md that a rendered Docker stack must satisfy, as checks on a Render.
 
-Each check raises AssertionError naming the rule and the resource. tests/test_rules_catch.py
-breaks renders on purpose to show every check fails when its rule is broken.
+The rules the policy pack enforces (TLS on, no plain-text passwords, heap, ...) are judged by the pack
+itself (tests/policy_pack.py, the "policy pack" entry of DOCKER_RULES); the checks here are the rules it
+cannot see from one preview: whether a stack deploys and works (discovery, files provided, certificate
+names, ports, data volumes, deploy order) and whether secrets stay Pulumi secrets in state and outputs.
+Each check raises AssertionError naming the rule and the resource. tests/test_rules_catch.py breaks
+renders on purpose to show every check fails when its rule is broken.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from escluster.units import GIB, MIB, parse_size
 from review.diff import leaves
 from tests.harness import Registration, Render
+from tests.policy_pack import check_policy_pack
 
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
@@ -44,7 +48,6 @@ WAITING_COMMAND = re.compile(r"docker run|\buntil\b|\bwhile\b|rollout status")
 # when the stack installs it, waits for its chart and webhook before the pools: not the cluster's chain).
 MAX_WAIT_CHAIN = 1
 METALLB_COMPONENT = "escluster:index:MetalLBPool"
-SECRET_ENV_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
 
 
 # ---- reading a render ------------------------------------------------------------------------
@@ -102,14 +105,6 @@ def env(container: Registration) -> dict[str, str]:
 
 def aliases(container: Registration) -> set[str]:
     return {a for n in container.inputs.get("networksAdvanced", []) for a in n.get("aliases", [])}
-
-
-def heap_sizes(container: Registration) -> tuple[int, int]:
-    options = env(container).get("ES_JAVA_OPTS", "")
-    xms = re.search(r"-Xms(\S+)", options)
-    xmx = re.search(r"-Xmx(\S+)", options)
-    assert xms and xmx, f"{container.name}: ES_JAVA_OPTS sets no -Xms/-Xmx"
-    return parse_size(xms.group(1)), parse_size(xmx.group(1))
 
 
 def strings_in(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -177,14 +172,14 @@ def check_settings_discovery(all_settings: list[dict[str, Any]], addresses: set[
 # ---- security --------------------------------------------------------------------------------
 
 
-def check_tls_everywhere(render: Render) -> None:
+def check_tls_files(render: Render) -> None:
+    """The key, certificate and CA files the TLS settings name are uploaded, and the key as a secret
+    (that TLS is on is the policy pack's elasticsearch-tls)."""
     for container in es_containers(render):
         s = es_settings(container)
         provided = uploads(container)
-        assert s.get("xpack.security.enabled") is True, f"{container.name}: security is off"
         for layer in ("http", "transport"):
             prefix = f"xpack.security.{layer}.ssl"
-            assert s.get(f"{prefix}.enabled") is True, f"{container.name}: {layer} TLS is off"
             for path in [
                 s.get(f"{prefix}.key"),
                 s.get(f"{prefix}.certificate"),
@@ -225,13 +220,11 @@ def secret_values(render: Render) -> set[str]:
 
 
 def check_no_plain_secrets(render: Render) -> None:
+    """No password the stack generates or is configured with appears outside a Pulumi secret, in any input
+    or output (how the env and settings files hold passwords is the policy pack's no-plaintext-passwords)."""
     secrets = secret_values(render)
     assert secrets, "no password in this stack at all"
     for resource in render.resources:
-        for name in env(resource) if resource.type == CONTAINER else []:
-            assert not (SECRET_ENV_NAME.search(name) and not name.endswith("_FILE")), (
-                f"{resource.name}: secret-looking env {name} (use a *_FILE variable)"
-            )
         for path, text in strings_in(resource.inputs):
             if resource.input_is_secret(path):
                 continue
@@ -247,6 +240,8 @@ def check_no_plain_secrets(render: Render) -> None:
 
 
 def check_kibana_pairing(render: Render) -> None:
+    """Kibana signs in as kibana_system (Kibana 8+ refuses elastic), to nodes' HTTPS addresses, with the
+    CA file it is given (https and a CA at all are the policy pack's elasticsearch-tls)."""
     kibanas = kibana_containers(render)
     assert kibanas, "no Kibana container"
     es_urls = {f"https://{es_settings(c)['node.name']}:9200" for c in es_containers(render)}
@@ -258,27 +253,21 @@ def check_kibana_pairing(render: Render) -> None:
     for container in kibanas:
         settings = kibana_settings(container)
         assert settings.get("elasticsearch.username") == "kibana_system", f"{container.name}: not kibana_system"
-        assert "elasticsearch.password" not in settings, f"{container.name}: password in kibana.yml"
         hosts = settings.get("elasticsearch.hosts", [])
         assert hosts, f"{container.name}: no elasticsearch.hosts"
         for host in hosts:
-            assert host.startswith("https://"), f"{container.name}: talks plain http to {host}"
             assert host in es_urls, f"{container.name}: {host} is no node's HTTPS address"
-        for ca in settings.get("elasticsearch.ssl.certificateAuthorities", []) or [None]:
-            assert ca and uploads(container).get(ca), f"{container.name}: Kibana does not trust the cluster CA"
+        for ca in settings.get("elasticsearch.ssl.certificateAuthorities", []):
+            assert uploads(container).get(ca), f"{container.name}: the CA file {ca} is not provided"
 
 
 # ---- memory and OS ---------------------------------------------------------------------------
 
 
-def check_memory(render: Render) -> None:
+def check_memory_lock(render: Render) -> None:
+    """bootstrap.memory_lock only with an unlimited memlock ulimit, or the bootstrap check stops the node
+    (the memory limit and heap are the policy pack's elasticsearch-heap)."""
     for container in es_containers(render):
-        limit_mb = container.inputs.get("memory")
-        assert limit_mb, f"{container.name}: no memory limit"
-        xms, xmx = heap_sizes(container)
-        assert xms == xmx, f"{container.name}: Xms {xms} != Xmx {xmx}"
-        assert xmx * 2 <= limit_mb * MIB, f"{container.name}: heap above 50% of the memory limit"
-        assert xmx <= 31 * GIB, f"{container.name}: heap above 31g"
         locked = es_settings(container).get("bootstrap.memory_lock") is True
         memlock = [u for u in container.inputs.get("ulimits", []) if u["name"] == "memlock"]
         if locked:
@@ -408,12 +397,13 @@ def check_fixed_names_replace_safely(render: Render) -> None:
 
 
 DOCKER_RULES: dict[str, Callable[[Render], None]] = {
+    "policy pack": check_policy_pack,
     "discovery and bootstrap": check_discovery_and_bootstrap,
-    "TLS on http and transport": check_tls_everywhere,
+    "TLS files provided": check_tls_files,
     "certificate SANs": check_certificate_sans,
     "no plain-text secrets": check_no_plain_secrets,
-    "Kibana as kibana_system over https": check_kibana_pairing,
-    "memory limit and heap": check_memory,
+    "Kibana as kibana_system to the nodes": check_kibana_pairing,
+    "memory lock": check_memory_lock,
     "persistent data": check_persistent_data,
     "deploy order": check_deploy_order,
     "fixed names replace safely": check_fixed_names_replace_safely,

@@ -1,9 +1,10 @@
-"""RULES.md for a Kubernetes stack: schema validity, StatefulSet shape, MetalLB wiring, ES settings."""
+"""docs/rules.md for a Kubernetes stack: schema validity, StatefulSet shape, MetalLB ordering, ES settings.
+
+The policy pack judges TLS, passwords, heap, PodDisruptionBudgets and MetalLB references (the "policy
+pack" entry of K8S_RULES); these are the rules of whether the objects apply and the cluster forms."""
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,17 +13,15 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from escluster.kubernetes import parse_addresses
-from escluster.units import parse_size
 from tests import rules
 from tests.harness import Registration, Render
+from tests.policy_pack import check_policy_pack
 
 KUBERNETES_VERSION = "1.30.0"
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"
 SERVICE = "kubernetes:core/v1:Service"
 SECRET = "kubernetes:core/v1:Secret"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
-PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 POOL = "kubernetes:metallb.io/v1beta1:IPAddressPool"
 ADVERTISEMENT = "kubernetes:metallb.io/v1beta1:L2Advertisement"
 CRD_DIR = Path(__file__).parent / "data" / "metallb"
@@ -83,28 +82,13 @@ def check_metallb_schema(render: Render) -> None:
             raise AssertionError(f"{resource.name}: {error.message}") from None
 
 
-def check_metallb_wiring(render: Render) -> None:
-    pools = {p.inputs["metadata"]["name"]: p for p in render.of_type(POOL)}
-    ranges = {name: [parse_addresses(a) for a in p.inputs["spec"]["addresses"]] for name, p in pools.items()}
-    announced: set[str] = set()
-    for advertisement in render.of_type(ADVERTISEMENT):
-        names = advertisement.inputs["spec"].get("ipAddressPools", [])
-        for name in names:
-            assert name in pools, f"{advertisement.name}: announces unknown pool {name} (MetalLB ignores it)"
-        announced |= set(names)
-        namespaces = {p.inputs["metadata"]["namespace"] for p in pools.values()}
-        assert namespaces == {advertisement.inputs["metadata"]["namespace"]}, f"{advertisement.name}: other namespace"
-    assert set(pools) <= announced, f"pools nobody announces: {set(pools) - announced}"
+def check_metallb_order(render: Render) -> None:
+    """A LoadBalancer Service waits for the pools and advertisements before it waits for an IP (what they
+    name and hold is the policy pack's metallb-objects and metallb-references)."""
     urns = {r.urn for r in render.of_type(POOL) + render.of_type(ADVERTISEMENT)}
     for service in render.of_type(SERVICE):
-        if service.inputs["spec"].get("type") != "LoadBalancer":
-            continue
-        annotations = service.inputs["metadata"].get("annotations", {})
-        pool = annotations.get("metallb.io/address-pool")
-        assert pool in pools, f"{service.name}: asks for pool {pool}, which does not exist"
-        for ip in filter(None, annotations.get("metallb.io/loadBalancerIPs", "").split(",")):
-            assert any(ipaddress.ip_address(ip) in r for r in ranges[pool]), f"{service.name}: {ip} outside {pool}"
-        assert urns <= waits_on(render, service), f"{service.name}: may wait for an IP before the pool exists"
+        if service.inputs["spec"].get("type") == "LoadBalancer":
+            assert urns <= waits_on(render, service), f"{service.name}: may wait for an IP before the pool exists"
 
 
 def waits_on(render: Render, resource: Registration) -> set[str]:
@@ -151,7 +135,6 @@ def pods_of(statefulset: Registration) -> list[str]:
 def check_statefulsets(render: Render) -> None:
     headless = [s for s in render.of_type(SERVICE) if s.inputs["spec"].get("clusterIP") == "None"]
     assert headless, "no headless Service"
-    pdbs = render.of_type(PDB)
     for sts in render.of_type(STATEFULSET):
         spec, labels = sts.inputs["spec"], sts.inputs["spec"]["template"]["metadata"]["labels"]
         assert sts.inputs["metadata"]["name"] == sts.name, f"{sts.name}: name is not explicit"
@@ -165,9 +148,6 @@ def check_statefulsets(render: Render) -> None:
         assert container.get("readinessProbe"), f"{sts.name}: no readinessProbe"
         assert pod.get("affinity", {}).get("podAntiAffinity"), f"{sts.name}: no podAntiAffinity"
         assert pod.get("securityContext", {}).get("fsGroup") is not None, f"{sts.name}: no fsGroup"
-        assert any(p.inputs["spec"]["selector"]["matchLabels"].items() <= labels.items() for p in pdbs), (
-            f"{sts.name}: no PodDisruptionBudget covers the pods"
-        )
         claims = [t for t in spec.get("volumeClaimTemplates", []) if t["metadata"]["name"] == "data"]
         assert claims, f"{sts.name}: data is not on a volume claim"
         assert {"mountPath": rules.ES_DATA, "name": "data"}.items() <= next(
@@ -188,26 +168,9 @@ def check_statefulsets(render: Render) -> None:
             assert settings.get("node.store.allow_mmap") is False, f"{sts.name}: no max_map_count step, mmap still on"
 
 
-def check_memory_and_secrets(render: Render) -> None:
-    for sts in render.of_type(STATEFULSET):
-        container = es_container(sts)
-        limit = container.get("resources", {}).get("limits", {}).get("memory")
-        assert limit, f"{sts.name}: no memory limit"
-        env = {e["name"]: e for e in container.get("env", [])}
-        sizes = re.findall(r"-Xm[sx](\S+)", env["ES_JAVA_OPTS"]["value"])
-        assert len(sizes) == 2 and sizes[0] == sizes[1], f"{sts.name}: heap not fixed"
-        assert parse_size(sizes[0]) * 2 <= parse_size(limit), f"{sts.name}: heap above 50% of {limit}"
-    for resource in (
-        render.of_type(STATEFULSET)
-        + render.of_type("kubernetes:apps/v1:Deployment")
-        + render.of_type("kubernetes:batch/v1:Job")
-    ):
-        for container in resource.inputs["spec"]["template"]["spec"]["containers"]:
-            for variable in container.get("env", []):
-                if rules.SECRET_ENV_NAME.search(variable["name"]):
-                    assert "secretKeyRef" in variable.get("valueFrom", {}), (
-                        f"{resource.name}: {variable['name']} is not read from a Secret"
-                    )
+def check_secret_data_is_secret(render: Render) -> None:
+    """Secret data is a Pulumi secret, so state holds it encrypted (env read from Secrets is the policy pack's
+    no-plaintext-passwords)."""
     for secret in render.of_type(SECRET):
         assert secret.input_is_secret("stringData"), f"{secret.name}: Secret data is not a Pulumi secret"
 
@@ -232,9 +195,8 @@ def check_settings(render: Render) -> None:
                 for k, v in settings.items()
             }
             everything.append(pod_settings)
-            for layer in ("http", "transport"):
+            for layer in ("http", "transport"):  # that TLS is on is the policy pack's elasticsearch-tls
                 prefix = f"xpack.security.{layer}.ssl"
-                assert pod_settings.get(f"{prefix}.enabled") is True, f"{pod}: {layer} TLS off"
                 for path in [
                     pod_settings[f"{prefix}.key"],
                     pod_settings[f"{prefix}.certificate"],
@@ -251,11 +213,12 @@ def check_settings(render: Render) -> None:
 
 
 K8S_RULES = {
+    "policy pack": check_policy_pack,
     "Kubernetes schema (strict)": check_kubernetes_schema,
     "MetalLB CRD schema": check_metallb_schema,
-    "MetalLB pools, advertisement, services": check_metallb_wiring,
+    "MetalLB pools before services": check_metallb_order,
     "StatefulSets": check_statefulsets,
-    "memory and secrets": check_memory_and_secrets,
+    "Secret data secret": check_secret_data_is_secret,
     "ES settings": check_settings,
     "no plain-text secrets": rules.check_no_plain_secrets,
     "deploy order": rules.check_deploy_order,

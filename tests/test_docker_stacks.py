@@ -1,4 +1,4 @@
-"""Every example stack, rendered by the real __main__.py under mocks, against RULES.md and the provider schema."""
+"""Every example stack, rendered by the real __main__.py under mocks, against docs/rules.md and the provider schema."""
 
 from __future__ import annotations
 

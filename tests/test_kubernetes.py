@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from elastic_policy.disruption import PDB
 from tests import rules, rules_k8s
 from tests.conftest import rendered
 from tests.harness import PROJECT, Render, read_stack_config, render, render_failure, stacks_of_target
+from tests.policy_pack import check_policy_pack
 
 K8S = f"{PROJECT}:kubernetes"
 CLUSTER = f"{PROJECT}:cluster"
@@ -171,29 +173,29 @@ def test_unknown_field_is_caught_by_the_metallb_schema() -> None:
 def test_advertisement_of_an_unknown_pool_is_caught() -> None:
     result = broken()
     result.named("prod-lb-l2").inputs["spec"]["ipAddressPools"] = ["second-pool"]
-    with pytest.raises(AssertionError, match="unknown pool second-pool"):
-        rules_k8s.check_metallb_wiring(result)
+    with pytest.raises(AssertionError, match="ipAddressPools names second-pool, which is no pool"):
+        check_policy_pack(result)
 
 
 def test_fixed_ip_outside_the_pool_is_caught() -> None:
     result = broken()
     result.named("prod-es-http").inputs["metadata"]["annotations"]["metallb.io/loadBalancerIPs"] = "192.168.1.20"
-    with pytest.raises(AssertionError, match="outside first-pool"):
-        rules_k8s.check_metallb_wiring(result)
+    with pytest.raises(AssertionError, match=r"fixed IP 192\.168\.1\.20 lies in no pool"):
+        check_policy_pack(result)
 
 
 def test_password_in_plain_env_is_caught() -> None:
     result = broken()
     rules_k8s.es_container(result.named("prod-es"))["env"].append({"name": "ELASTIC_PASSWORD2", "value": "x"})
-    with pytest.raises(AssertionError, match="not read from a Secret"):
-        rules_k8s.check_memory_and_secrets(result)
+    with pytest.raises(AssertionError, match="env ELASTIC_PASSWORD2 holds a literal value"):
+        check_policy_pack(result)
 
 
 def test_missing_pdb_is_caught() -> None:
     result = broken()
-    result.resources = [r for r in result.resources if r.type != rules_k8s.PDB]
-    with pytest.raises(AssertionError, match="no PodDisruptionBudget"):
-        rules_k8s.check_statefulsets(result)
+    result.resources = [r for r in result.resources if r.type != PDB]
+    with pytest.raises(AssertionError, match="no PodDisruptionBudget in its namespace selects its pods"):
+        check_policy_pack(result)
 
 
 # ---- validation --------------------------------------------------------------------------------

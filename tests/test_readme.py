@@ -1,4 +1,5 @@
-"""The README's config reference, commands and stack table match the code."""
+"""The README's config reference, commands and stack table match the code; docs/rules.md names the policy
+pack's policies and checks that exist; nothing points outside the repository."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
+from pulumi_policy import ResourceValidationPolicy
 from pydantic import BaseModel
 
+from elastic_policy.policies import POLICIES
 from escluster.config import StackConfig
+from tests import rules, rules_k8s, rules_swarm
 from tests.harness import stacks_in_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+RULES = (ROOT / "docs" / "rules.md").read_text()
+# Folders that are not the project's: git's, virtual environments, caches.
+NOT_OURS = {".git", ".venv", "venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 
 
 def model_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
@@ -69,3 +76,39 @@ def test_pulumi_yaml_declares_only_types_pulumi_accepts() -> None:
         if isinstance(declaration, dict):
             assert declaration.get("type") in {"string", "integer", "boolean", "array"}, key
             assert key in StackConfig.model_fields, f"Pulumi.yaml declares unknown key {key}"
+
+
+def test_the_rules_document_lists_every_policy_with_its_kind() -> None:
+    listed = dict(re.findall(r"^\| `([a-z-]+)` \| (resource|stack) \|", RULES, flags=re.MULTILINE))
+    kinds = {p.name: "resource" if isinstance(p, ResourceValidationPolicy) else "stack" for p in POLICIES}
+    assert listed == kinds
+
+
+def test_the_rules_document_names_checks_and_files_that_exist() -> None:
+    for module, name in re.findall(r"`(?:(rules_k8s|rules_swarm)\.)?(check_[a-z_]+)`", RULES):
+        owner = {"rules_k8s": rules_k8s, "rules_swarm": rules_swarm}.get(module, rules)
+        assert hasattr(owner, name), f"docs/rules.md names {module or 'rules'}.{name}"
+    for path in re.findall(r"`((?:tests|escluster|policy)/[\w./]+)`", RULES):
+        assert (ROOT / path).exists(), f"docs/rules.md names {path}"
+    for policy in re.findall(r"polic(?:y|ies) `([a-z-]+)`", RULES):
+        assert policy in {p.name for p in POLICIES}, f"docs/rules.md names policy {policy}"
+
+
+def project_files(folder: Path = ROOT) -> Iterator[Path]:
+    for path in folder.iterdir():
+        if path.is_dir() and path.name not in NOT_OURS:
+            yield from project_files(path)
+        elif path.is_file():
+            yield path
+
+
+def test_nothing_refers_to_a_path_outside_the_repository() -> None:
+    """A clone holds the repository alone: no file may send its reader to a folder beside it."""
+    outside = re.compile(r"\.\./" + "shared|/work/" + "shared")  # split, so that this line does not match
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in project_files()
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if outside.search(line)
+    ]
+    assert found == []

@@ -1,4 +1,5 @@
-"""Each rule check fails when its rule is broken: good renders, broken on purpose one way at a time."""
+"""Each rule check fails when its rule is broken: good renders, broken on purpose one way at a time.
+(The policy pack's rules are broken the same way in tests/test_policy.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import yaml
 from tests import rules
 from tests.conftest import rendered
 from tests.docker_schema import schema_errors
-from tests.harness import Registration, Render
+from tests.harness import Render
 
 
 def broken(stack: str) -> Render:
@@ -101,23 +102,17 @@ def test_duplicate_node_names_are_caught() -> None:
 # ---- security --------------------------------------------------------------------------------
 
 
-def test_http_tls_off_is_caught() -> None:
-    render = broken("dev")
-    edit_settings(render, "dev-es-0", lambda s: s.update({"xpack.security.http.ssl.enabled": False}))
-    fails(rules.check_tls_everywhere, render, "http TLS is off")
-
-
 def test_certificate_path_nothing_provides_is_caught() -> None:
     render = broken("dev")
     edit_settings(render, "dev-es-0", lambda s: s.update({"xpack.security.transport.ssl.key": "/nowhere.key"}))
-    fails(rules.check_tls_everywhere, render, "/nowhere.key is not provided")
+    fails(rules.check_tls_files, render, "/nowhere.key is not provided")
 
 
 def test_private_key_in_plain_text_is_caught() -> None:
     render = broken("dev")
     container = render.named("dev-es-0")
     container.secret_paths = {p for p in container.secret_paths if p != "uploads[3].content"}
-    fails(rules.check_tls_everywhere, render, "private key not secret")
+    fails(rules.check_tls_files, render, "private key not secret")
 
 
 def test_certificate_without_localhost_is_caught() -> None:
@@ -132,10 +127,10 @@ def test_certificate_without_published_address_is_caught() -> None:
     fails(rules.check_certificate_sans, render, "published address 192.168.10.5")
 
 
-def test_password_in_env_is_caught() -> None:
+def test_generated_password_in_env_is_caught() -> None:
     render = broken("dev")
-    render.named("dev-es-0").inputs["envs"].append("ELASTIC_PASSWORD=generated-dev-credentials-elastic")
-    fails(rules.check_no_plain_secrets, render, "secret-looking env ELASTIC_PASSWORD")
+    render.named("dev-es-0").inputs["envs"].append("ES_SEED=generated-dev-credentials-elastic")
+    fails(rules.check_no_plain_secrets, render, "dev-es-0: envs.* holds a password in plain text")
 
 
 def test_password_in_plain_upload_is_caught() -> None:
@@ -156,43 +151,26 @@ def test_kibana_as_elastic_superuser_is_caught() -> None:
     fails(rules.check_kibana_pairing, render, "not kibana_system")
 
 
-def test_kibana_over_plain_http_is_caught() -> None:
+def test_kibana_pointed_at_no_node_is_caught() -> None:
     render = broken("dev")
-    edit_settings(render, "dev-kibana-0", lambda s: s.update({"elasticsearch.hosts": ["http://dev-es-0:9200"]}))
-    fails(rules.check_kibana_pairing, render, "plain http")
+    edit_settings(render, "dev-kibana-0", lambda s: s.update({"elasticsearch.hosts": ["https://dev-es-9:9200"]}))
+    fails(rules.check_kibana_pairing, render, "https://dev-es-9:9200 is no node's HTTPS address")
+
+
+def test_kibana_ca_file_nothing_provides_is_caught() -> None:
+    render = broken("dev")
+    edit_settings(render, "dev-kibana-0", lambda s: s.update({"elasticsearch.ssl.certificateAuthorities": ["/x.crt"]}))
+    fails(rules.check_kibana_pairing, render, "the CA file /x.crt is not provided")
 
 
 # ---- memory ----------------------------------------------------------------------------------
-
-
-def set_env(container: Registration, name: str, value: str) -> None:
-    envs = [e for e in container.inputs["envs"] if not e.startswith(f"{name}=")]
-    container.inputs["envs"] = [*envs, f"{name}={value}"]
-
-
-def test_heap_above_half_the_limit_is_caught() -> None:
-    render = broken("dev")
-    set_env(render.named("dev-es-0"), "ES_JAVA_OPTS", "-Xms1536m -Xmx1536m")
-    fails(rules.check_memory, render, "above 50%")
-
-
-def test_unequal_heap_bounds_are_caught() -> None:
-    render = broken("dev")
-    set_env(render.named("dev-es-0"), "ES_JAVA_OPTS", "-Xms512m -Xmx1g")
-    fails(rules.check_memory, render, "Xms")
 
 
 def test_memory_lock_without_memlock_ulimit_is_caught() -> None:
     render = broken("dev")
     node = render.named("dev-es-0")
     node.inputs["ulimits"] = [u for u in node.inputs["ulimits"] if u["name"] != "memlock"]
-    fails(rules.check_memory, render, "memlock")
-
-
-def test_missing_memory_limit_is_caught() -> None:
-    render = broken("dev")
-    del render.named("dev-es-0").inputs["memory"]
-    fails(rules.check_memory, render, "no memory limit")
+    fails(rules.check_memory_lock, render, "memlock")
 
 
 # ---- data, network, order, schema ------------------------------------------------------------

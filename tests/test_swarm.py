@@ -156,10 +156,12 @@ def test_start_first_update_is_caught() -> None:
         rules_swarm.check_overlay_dnsrr_and_updates(result)
 
 
-def test_password_in_service_env_is_caught() -> None:
+def test_password_file_outside_a_swarm_secret_is_caught() -> None:
     result = broken()
-    rules_swarm.container_spec(result.named("staging-es-0"))["env"]["ELASTIC_PASSWORD"] = "x"
-    with pytest.raises(AssertionError, match="secret-looking env ELASTIC_PASSWORD"):
+    rules_swarm.container_spec(result.named("staging-kibana")).setdefault("env", {})["ELASTICSEARCH_PASSWORD_FILE"] = (
+        "/x"
+    )
+    with pytest.raises(AssertionError, match="ELASTICSEARCH_PASSWORD_FILE is not a swarm secret"):
         rules_swarm.check_files_and_secrets(result)
 
 
@@ -170,7 +172,7 @@ def test_memory_lock_on_swarm_is_caught() -> None:
     settings["bootstrap.memory_lock"] = True
     secret_config.inputs["data"] = base64.b64encode(yaml.safe_dump(settings).encode()).decode()
     with pytest.raises(AssertionError, match="memory_lock on a swarm service"):
-        rules_swarm.check_memory(result)
+        rules_swarm.check_memory_lock(result)
 
 
 # ---- validation --------------------------------------------------------------------------------

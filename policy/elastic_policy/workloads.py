@@ -1,5 +1,8 @@
-"""What a resource runs, read from its inputs as the engine sees them (camelCase): containers with
-their env, memory limit and files, and the Elasticsearch or Kibana settings files it carries."""
+"""What a resource runs, read from its inputs as the engine sends them (camelCase): containers with their
+env, memory limit and files, and the Elasticsearch or Kibana settings files it carries.
+
+Every value is read through `reading`, so a value a preview does not know yet is UNKNOWN (or left out,
+where nothing can be said without it) and the rest is still judged."""
 
 from __future__ import annotations
 
@@ -11,6 +14,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
+from elastic_policy.reading import UNKNOWN, Unknown, elements, get_path, keys, read, text
+
+# get_path is the offline review's too (review/diff.py).
+__all__ = [
+    "CONFIG_MAP",
+    "CONTAINER",
+    "HEAP_OPTIONS",
+    "STATEFULSET",
+    "SWARM_CONFIG",
+    "SWARM_SERVICE",
+    "Container",
+    "Env",
+    "containers",
+    "elasticsearch_settings",
+    "get_path",
+    "heap_sizes",
+    "kibana_settings",
+    "quantity_bytes",
+]
 
 CONTAINER = "docker:index/container:Container"
 SWARM_SERVICE = "docker:index/service:Service"
@@ -33,12 +56,19 @@ MIB = 1024**2
 
 
 @dataclass(frozen=True)
+class Env:
+    """An environment variable: a value written in the resource, or where the container reads it at start."""
+
+    literal: str | Unknown | None  # the written value (UNKNOWN: a preview does not know it yet)
+    source: str | Unknown | None = None  # else, what it is read from: secretKeyRef, configMapKeyRef, fieldRef...
+
+
+@dataclass(frozen=True)
 class Container:
     name: str
-    # A literal value, or None when it comes from a secret, file or field reference.
-    env: Mapping[str, str | None]
-    memory_limit: int | None  # bytes
-    files: tuple[str, ...]  # paths the container is given: uploads, configs, secrets, mounts
+    env: Mapping[str, Env]  # variables whose name is known
+    memory_limit: int | Unknown | None  # bytes
+    files: tuple[str, ...]  # known paths the container is given: uploads, configs, secrets, mounts
 
     @property
     def runs_elasticsearch(self) -> bool:
@@ -46,43 +76,61 @@ class Container:
         return any(path.rsplit("/", 1)[-1] == ES_SETTINGS_FILE for path in self.files)
 
 
-def get_path(value: Any, *path: str) -> Any:
-    """The value at `path` in nested mappings, or None where a step is missing."""
-    for key in path:
-        value = value.get(key) if isinstance(value, Mapping) else None
-    return value
+def _known_strings(values: list[Any]) -> tuple[str, ...]:
+    return tuple(value for value in values if isinstance(value, str))
+
+
+def _bytes(value: Any, unit: int) -> int | Unknown | None:
+    if isinstance(value, Unknown):
+        return value
+    return int(float(value) * unit) if value else None
 
 
 def containers(resource_type: str, props: Mapping[str, Any]) -> list[Container]:
     if resource_type == CONTAINER:
-        env: dict[str, str | None] = {}
-        for entry in props.get("envs") or []:
-            name, _, value = str(entry).partition("=")
-            env[name] = value
-        memory = props.get("memory")
-        files = tuple(str(upload.get("file", "")) for upload in props.get("uploads") or [])
-        return [Container(str(props.get("name", "")), env, int(memory) * MIB if memory else None, files)]
+        env: dict[str, Env] = {}
+        for entry in elements(read(props, "envs")):
+            if isinstance(entry, str):  # NAME=value; an unknown entry has no name to judge
+                name, _, value = entry.partition("=")
+                env[name] = Env(value)
+        files = _known_strings([read(upload, "file") for upload in elements(read(props, "uploads"))])
+        return [Container(text(read(props, "name")), env, _bytes(read(props, "memory"), MIB), files)]
     if resource_type == SWARM_SERVICE:
-        spec = get_path(props, "taskSpec", "containerSpec") or {}
-        memory = get_path(props, "taskSpec", "resources", "limits", "memoryBytes")
-        mounted = [*(spec.get("configs") or []), *(spec.get("secrets") or [])]
-        files = tuple(str(item.get("fileName", "")) for item in mounted)
-        files += tuple(str(mount.get("target", "")) for mount in spec.get("mounts") or [])
-        literal_env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
-        return [Container(str(props.get("name", "")), literal_env, int(memory) if memory else None, files)]
+        spec = get_path(props, "taskSpec", "containerSpec")
+        mounted = [*elements(read(spec, "configs")), *elements(read(spec, "secrets"))]
+        paths = [read(item, "fileName") for item in mounted]
+        paths += [read(mount, "target") for mount in elements(read(spec, "mounts"))]
+        variables = read(spec, "env")
+        env = {name: Env(_literal(read(variables, name))) for name in keys(variables)}
+        memory = _bytes(get_path(props, "taskSpec", "resources", "limits", "memoryBytes"), 1)
+        return [Container(text(read(props, "name")), env, memory, _known_strings(paths))]
     if resource_type in POD_TEMPLATES:
-        pod = get_path(props, *POD_TEMPLATES[resource_type]) or {}
-        return [_pod_container(c) for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]]
+        pod = get_path(props, *POD_TEMPLATES[resource_type])
+        listed = [*elements(read(pod, "initContainers")), *elements(read(pod, "containers"))]
+        return [_pod_container(c) for c in listed if c is not UNKNOWN]
     return []
 
 
+def _literal(value: Any) -> str | Unknown:
+    return value if isinstance(value, str | Unknown) else "" if value is None else str(value)
+
+
 def _pod_container(container: Mapping[str, Any]) -> Container:
-    env = {
-        str(e.get("name")): (None if "valueFrom" in e else str(e.get("value", ""))) for e in container.get("env") or []
-    }
+    env: dict[str, Env] = {}
+    for entry in elements(read(container, "env")):
+        name = read(entry, "name")
+        if not isinstance(name, str):
+            continue
+        if "valueFrom" in keys(entry):
+            reference = read(entry, "valueFrom")
+            kinds = keys(reference)
+            env[name] = Env(None, UNKNOWN if reference is UNKNOWN else kinds[0] if kinds else "")
+        else:
+            env[name] = Env(_literal(read(entry, "value")))
     limit = get_path(container, "resources", "limits", "memory")
-    files = tuple(str(mount.get("mountPath", "")) for mount in container.get("volumeMounts") or [])
-    return Container(str(container.get("name", "")), env, quantity_bytes(str(limit)) if limit else None, files)
+    memory = UNKNOWN if limit is UNKNOWN else quantity_bytes(str(limit)) if limit else None
+    mounts = [read(mount, "mountPath") for mount in elements(read(container, "volumeMounts"))]
+    return Container(text(read(container, "name")), env, memory, _known_strings(mounts))
 
 
 _QUANTITY = re.compile(r"^([0-9.]+)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
@@ -106,19 +154,22 @@ def heap_sizes(java_options: str) -> dict[str, int]:
 
 
 def settings_texts(resource_type: str, props: Mapping[str, Any]) -> Iterator[str]:
-    """Texts of settings files the resource carries: container uploads, swarm configs, ConfigMap data."""
+    """Texts of the settings files (`*.yml`) the resource carries and the preview knows: container uploads,
+    swarm configs, ConfigMap entries. Only those values are read: a CA beside them may be unknown."""
     if resource_type == CONTAINER:
-        for upload in props.get("uploads") or []:
-            if str(upload.get("file", "")).endswith(".yml") and isinstance(upload.get("content"), str):
-                yield upload["content"]
-    elif resource_type == SWARM_CONFIG and isinstance(props.get("data"), str):
+        for upload in elements(read(props, "uploads")):
+            file = read(upload, "file")
+            if isinstance(file, str) and file.endswith(".yml") and isinstance(content := read(upload, "content"), str):
+                yield content
+    elif resource_type == SWARM_CONFIG and isinstance(data := read(props, "data"), str):
         try:
-            yield base64.b64decode(props["data"], validate=True).decode()
+            yield base64.b64decode(data, validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
             return
     elif resource_type == CONFIG_MAP:
-        for key, value in (props.get("data") or {}).items():
-            if str(key).endswith(".yml") and isinstance(value, str):
+        data = read(props, "data")
+        for key in keys(data):
+            if key.endswith(".yml") and isinstance(value := read(data, key), str):
                 yield value
 
 
