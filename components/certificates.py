@@ -124,7 +124,10 @@ class ClusterCertificates(pulumi.ComponentResource):
         self.node_certificates = {}
         node_expiry: dict[str, pulumi.Output[str]] = {}
         for node in nodes:
-            key = tls.PrivateKey(f"{node.name}-key", algorithm=KEY_ALGORITHM, rsa_bits=RSA_BITS, opts=child)
+            # A new CA key (a rotation, e.g. after a leak) comes with new node keys: the old ones sat in the
+            # same state. Generation 1 keeps the name it always had.
+            key_name = f"{node.name}-key" if ca.issuing == 1 else f"{node.name}-key-g{ca.issuing}"
+            key = tls.PrivateKey(key_name, algorithm=KEY_ALGORITHM, rsa_bits=RSA_BITS, opts=child)
             request = tls.CertRequest(
                 f"{node.name}-csr",
                 private_key_pem=key.private_key_pem,

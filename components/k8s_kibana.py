@@ -8,7 +8,7 @@ image's `kibana-docker` would turn secret environment variables into command-lin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -38,10 +38,12 @@ class KibanaDeployment(pulumi.ComponentResource):
         ca_cert_pem: pulumi.Input[str],
         keystore: Mapping[str, pulumi.Input[str]],
         recreate: bool,
+        after: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """`recreate`: stop every instance before starting the new ones, as for a version change (two Kibana
-        versions must not run against one cluster at once: ECK does the same)."""
+        versions must not run against one cluster at once: ECK does the same); `after`: what the Deployment
+        waits for (on a formed cluster, the roll of the pods)."""
         super().__init__(component_type("KibanaDeployment"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/name": "kibana", "app.kubernetes.io/instance": plan.cluster_name}
@@ -123,6 +125,6 @@ class KibanaDeployment(pulumi.ComponentResource):
                     },
                 }
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
         )
         self.register_outputs({"deployment": self.deployment.metadata.name})

@@ -24,7 +24,7 @@ from components import component_type
 from components.certificates import CaCheck, CaChecks
 from components.rolling import spec_digest
 from escluster.ca_checks import kubernetes_issuer_check_script, kubernetes_trust_check_script
-from escluster.changes import rollout_order
+from escluster.changes import is_master, rollout_order
 from escluster.k8s_plan import CERTS_DIR, KubernetesPlan
 from escluster.rolling import (
     LIBRARY,
@@ -125,7 +125,13 @@ class KubernetesRoll(pulumi.ComponentResource):
         roles = {group.statefulset: group.roles for group in plan.groups if group.replicas > 0}
         roll = command.local.Command(
             f"{self._name}-roll",
-            create=self._preamble + kubernetes_roll_script(rollout_order(roles), plan.lifecycle.upgrade),
+            create=self._preamble
+            + kubernetes_roll_script(
+                rollout_order(roles),
+                [sts for sts, group_roles in roles.items() if is_master(group_roles)],
+                plan.version,
+                plan.lifecycle.upgrade,
+            ),
             interpreter=BASH,
             stdin=self._stdin,
             # Run again for a new template, and for pods added (the roll waits for them and gates them).

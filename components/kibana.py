@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_docker as docker
@@ -40,8 +40,10 @@ class KibanaPair(pulumi.ComponentResource):
         network_name: pulumi.Input[str],
         ca_cert_pem: pulumi.Input[str],
         keystore: Mapping[str, pulumi.Input[str]],
+        after: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`after`: what the containers wait for (on a formed cluster, the roll of the nodes)."""
         super().__init__(component_type("KibanaPair"), name, None, opts)
         if set(keystore) != set(KIBANA_KEYSTORE_ENTRIES):
             raise ValueError(f"keystore needs exactly {sorted(KIBANA_KEYSTORE_ENTRIES)}")
@@ -74,7 +76,7 @@ class KibanaPair(pulumi.ComponentResource):
                     **health_gated(kibana_healthcheck(), KIBANA_STARTUP_SECONDS),
                     # A wait that timed out leaves the container in the state with an error; the next
                     # `up` replaces it (and waits again) instead of an empty update.
-                    opts=named_child(self, replace_on_changes=["*"]),
+                    opts=named_child(self, replace_on_changes=["*"], depends_on=list(after)),
                 )
             )
         self.register_outputs({"containers": [c.name for c in self.containers]})

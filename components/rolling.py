@@ -28,7 +28,7 @@ from components import component_type
 from components.certificates import CaChecks
 from components.cluster_tasks import TASK_DIR, ClusterTasks
 from escluster.ca_checks import issuer_check_script
-from escluster.changes import Lifecycle, rollout_order
+from escluster.changes import Lifecycle, is_master, rollout_order
 from escluster.plan import NodePlan
 from escluster.rolling import (
     LIBRARY,
@@ -84,13 +84,19 @@ class RollingUpdates(pulumi.ComponentResource):
         lifecycle: Lifecycle,
         tasks: ClusterTasks,
         admin_stdin: pulumi.Input[str],
+        version: str,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """`admin_stdin`: the admin's curl config line and the CA, as the scripts read them."""
+        """`admin_stdin`: the admin's curl config line and the CA, as the scripts read them; `version`: the
+        Elasticsearch version the change goes to (no node may already run a newer one)."""
         super().__init__(component_type("RollingUpdates"), name, None, opts)
         self._prefix, self._tasks, self._stdin, self._lifecycle = name, tasks, admin_stdin, lifecycle
         self._preamble = container_preamble(tasks.es_urls, TASK_DIR) + LIBRARY
         self.order = rollout_order({node.name: node.roles for node in nodes})
+        self._es_version = version
+        # Master-eligible nodes the cluster should have: one missing holds back every other master.
+        kept = set(lifecycle.recorded_nodes)
+        self._masters = [n.name for n in nodes if is_master(n.roles) and n.name in kept]
         self._last: pulumi.Resource | None = None
         self._baseline: pulumi.Output[str] | None = None
         # What every task printed, for `finished`.
@@ -138,7 +144,9 @@ class RollingUpdates(pulumi.ComponentResource):
         `restarted`: a value of the created node that changes when it is replaced (a container's id)."""
         if not self._lifecycle.formed:
             return create([])
-        prepare = self._task(f"{node.name}-prepare", prepare_script(node.name, node.url), {"ES_NODE_SPEC": spec})
+        others = [m for m in self._masters if m != node.name] if is_master(node.roles) else []
+        script = prepare_script(node.name, node.url, self._es_version, others)
+        prepare = self._task(f"{node.name}-prepare", script, {"ES_NODE_SPEC": spec})
         created = create([prepare])
         baseline = self._baseline if self._baseline is not None else pulumi.Output.from_input("")
         gate = baseline.apply(lambda line: gate_script(node.name, line, self._lifecycle.upgrade))
@@ -147,6 +155,12 @@ class RollingUpdates(pulumi.ComponentResource):
         environment = {"ES_NODE_SPEC": spec, "ES_NODE_RUN": restarted(created), "ES_NODE_PREPARED": prepare.stdout}
         self._task(f"{node.name}-gate", gate, environment)
         return created
+
+    @property
+    def last(self) -> list[pulumi.Resource]:
+        """What Kibana waits for on a formed cluster: the last step of the roll (Elastic's order upgrades
+        Elasticsearch before Kibana, and a newer Kibana refuses older nodes)."""
+        return [self._last] if self._lifecycle.formed and self._last is not None else []
 
     @property
     def finished(self) -> pulumi.Output[list[str]]:

@@ -126,6 +126,7 @@ class SwarmStack(pulumi.ComponentResource):
             lifecycle=plan.lifecycle,
             tasks=replace(tasks, es_urls=plan.master_urls),
             admin_stdin=task_stdin(credentials.admin_password, certificates.ca_cert_pem),
+            version=plan.version,
             opts=pulumi.ResourceOptions(parent=self),
         )
         specs = {
@@ -311,4 +312,5 @@ class SwarmStack(pulumi.ComponentResource):
             order="start-first",
             # Kibana converges once the setup step set its password: it waits longer than the step.
             converge_seconds=KIBANA_STARTUP_SECONDS,
+            depends_on=self.rolling.last,
         )

@@ -241,8 +241,23 @@ _STEPS = r"""baseline() {  # prints the health every gate returns to: STATUS UNA
   [ "$status" = red ] && echo "$(health_line): only nodes that are not in the cluster change" >&2
   echo "$status $(field unassigned_shards)"
 }
-prepare_node() {  # NODE [URL] TIMEOUT: hold replicas where they are while it restarts, and flush
-  local deadline=$((SECONDS + ${3:-GATE_TIMEOUT}))
+newer_nodes() {  # VERSION: the nodes that run a newer version (none can be downgraded)
+  es_retry GET '/_cat/nodes?h=name,version'
+  [ "$ES_CODE" = 200 ] || return 0
+  local name version
+  while read -r name version; do
+    [ -n "$version" ] && [ "$version" != "$1" ] &&
+      [ "$(printf '%s\n%s\n' "$version" "$1" | sort -V | tail -n 1)" = "$version" ] && printf '%s ' "$name"
+  done <<< "$ES_BODY"
+}
+prepare_node() {  # NODE URL TIMEOUT VERSION [MASTER...]: hold replicas where they are while it restarts, and
+  local node=$1 url=${2-} version=${4-} deadline=$((SECONDS + ${3:-GATE_TIMEOUT}))  # flush. MASTERS: the
+  shift 4 || shift $#  # other master-eligible nodes, given for a master-eligible NODE
+  local newer
+  newer=$(newer_nodes "$version")
+  [ -z "$newer" ] || fail "not restarting $node: ${newer% } already run a version newer than $version, and \
+Elasticsearch cannot downgrade a node. Set cluster.version to the newest version running, then run 'pulumi up'."
+  set -- "$node" "$url" "$@"
   case "$(node_state "$1")" in
     absent)
       echo "$1 is not in the cluster: it changes without holding replicas (prepared at $(date +%s%N))"
@@ -253,6 +268,13 @@ not restarting it. Run 'pulumi up' again once the cluster answers."
       echo "no node answers and $1 is down: it changes without holding replicas (prepared at $(date +%s%N))"
       return 0 ;;
   esac
+  local master missing=
+  for master in "${@:3}"; do
+    node_present "$master" || missing="$missing $master"
+  done
+  [ -z "$missing" ] || fail "not restarting $1: master-eligible${missing} not in the cluster, and restarting \
+another master now could lose the quorum. Bring${missing} back first (a node not in the cluster changes \
+whatever the cluster's health), then run 'pulumi up' again."
   until languid_health && { [ "$(field status)" = green ] || { [ "$(field status)" = yellow ] &&
     [ "$(moving_shards)" = 0 ]; }; }; do
     [ "$ES_CODE" = 200 ] && [ "$(field status)" = red ] && fail "not restarting $1: $(health_line). While the \
@@ -302,11 +324,20 @@ def baseline_script() -> str:
     return "baseline\n"
 
 
-def prepare_script(node: str, url: str = "", timeout_seconds: int = GATE_TIMEOUT_SECONDS) -> str:
-    """Right before a node restarts: wait until no shard moves, hold replicas where they are, and flush
-    (`url`: the node's own address, to tell a node that is down). Prints a line that differs on every run,
-    so the node's gate (which takes it as an input) runs whenever its prepare did."""
-    return f"prepare_node {_q(node)} {_q(url)} {timeout_seconds}\n"
+def prepare_script(
+    node: str,
+    url: str,
+    version: str,
+    other_masters: Sequence[str] = (),
+    timeout_seconds: int = GATE_TIMEOUT_SECONDS,
+) -> str:
+    """Right before a node restarts: refuse when a node already runs a newer `version` than the target, or
+    (for a master-eligible node) when one of `other_masters` is out of the cluster (ECK's
+    one_master_at_a_time); wait until no shard moves, hold replicas where they are, and flush (`url`: the
+    node's own address, to tell a node that is down). Prints a line that differs on every run, so the
+    node's gate (which takes it as an input) runs whenever its prepare did."""
+    masters = "".join(f" {_q(m)}" for m in other_masters)
+    return f"prepare_node {_q(node)} {_q(url)} {timeout_seconds} {_q(version)}{masters}\n"
 
 
 def gate_script(node: str, baseline: str, upgrade: bool, timeout_seconds: int = GATE_TIMEOUT_SECONDS) -> str:
@@ -327,6 +358,9 @@ def exclusions_script(leaving: Sequence[LeavingNode], lingering: Sequence[Leavin
     masters = " ".join(_q(n.name) for n in [*leaving, *lingering] if n.master_eligible)
     leaving_list = ",".join(n.name for n in leaving)
     return f"""present=$(node_names) || fail "could not list the cluster's nodes; no exclusion was changed"
+# Replicas held by a run that stopped between a prepare and its gate would keep any drain from moving them
+# (EnableAllocationDecider: PRIMARIES refuses replicas); no node is being restarted now.
+[ "$(allocation)" = primaries ] && set_allocation null
 wanted={_q(leaving_list)}
 still=
 for name in {names}; do
@@ -369,23 +403,33 @@ def admin_stdin(admin_line: str, ca_pem: str) -> str:
 
 
 def kubernetes_roll_script(
-    statefulsets: Sequence[str], upgrade: bool, timeout_seconds: int = GATE_TIMEOUT_SECONDS
+    statefulsets: Sequence[str],
+    master_sets: Sequence[str],
+    version: str,
+    upgrade: bool,
+    timeout_seconds: int = GATE_TIMEOUT_SECONDS,
 ) -> str:
-    """With `updateStrategy: OnDelete`, a changed pod template waits for us. For every StatefulSet (given in
-    Elastic's order), once its controller has seen its latest spec: restart the pods whose revision is not
-    the `updateRevision`, highest ordinal first (as the StatefulSet controller would), each prepared and
-    gated like any node (ECK's rolling upgrade); then wait for every pod, new ones included, to be ready
-    and in the cluster (pulumi-kubernetes does not wait for a formed cluster's StatefulSets, so a broken
-    pod never blocks the `up` that fixes it). Allocation is released at the end whatever happened before."""
+    """With `updateStrategy: OnDelete`, a changed pod template waits for us. Once the controller has seen
+    every StatefulSet's latest spec (given in Elastic's order; `master_sets` hold master-eligible pods):
+    first the pods on an old revision that are not ready (ECK restarts an unhealthy pod first: that is how
+    a broken change is undone), then the others, highest ordinal first (as the StatefulSet controller
+    would), each prepared and gated like any node (ECK's rolling upgrade); then wait for every pod, new ones
+    included, to be ready and in the cluster (pulumi-kubernetes does not wait for a formed cluster's
+    StatefulSets, so a broken pod never blocks the `up` that fixes it). Allocation is released at the end
+    whatever happened before."""
     sets = " ".join(_q(s) for s in statefulsets)
+    masters = " ".join(_q(s) for s in master_sets)
     upgrading = 1 if upgrade else 0
     revision = "{.metadata.labels.controller-revision-hash}"
     ready = "{.status.containerStatuses[0].ready}"
+    kubectl = f"{KUBECTL} --request-timeout={CURL_TIMEOUT_SECONDS}s"
     return f"""baseline=$(baseline) || exit 1
 read -r status unassigned <<< "$baseline"
 sts_field() {{  # STATEFULSET JSONPATH
-  {KUBECTL} get statefulset "$1" -o jsonpath="$2"
+  {kubectl} get statefulset "$1" -o jsonpath="$2"
 }}
+declare -A update replicas
+master_pods=()
 for sts in {sets}; do
   deadline=$((SECONDS + {timeout_seconds}))
   while :; do
@@ -397,35 +441,56 @@ for sts in {sets}; do
 within {timeout_seconds // 60} minutes; no further pod was restarted"
     sleep {POLL_SECONDS}
   done
-  update=$(sts_field "$sts" '{{.status.updateRevision}}')
-  replicas=$(sts_field "$sts" '{{.spec.replicas}}')
-  [ -n "$update" ] && [ -n "$replicas" ] || fail "could not read StatefulSet $sts with kubectl (its \\
-updateRevision and replicas); no further pod was restarted"
-  for ((i = replicas - 1; i >= 0; i--)); do
-    pod="$sts-$i"
-    current=$({KUBECTL} get pod "$pod" --ignore-not-found -o jsonpath='{revision}') ||
-      fail "could not read pod $pod with kubectl; no further pod was restarted"
-    # A pod that does not exist is made from the current template; the wait below covers it.
-    [ -z "$current" ] || [ "$current" = "$update" ] && continue
-    wait_health "$status" "$unassigned" {upgrading} $((SECONDS + {timeout_seconds})) "before restarting $pod"
-    prepare_node "$pod" "" {timeout_seconds}
-    # From here on the pod's own answers do not count.
-    AVOID_POD=$pod
-    {KUBECTL} delete pod "$pod" --ignore-not-found --wait=true > /dev/null || fail "could not delete $pod"
-    deadline=$((SECONDS + {timeout_seconds}))
-    until [ "$({KUBECTL} get pod "$pod" -o jsonpath='{revision}' 2> /dev/null)" = "$update" ] &&
-      [ "$({KUBECTL} get pod "$pod" -o jsonpath='{ready}' 2> /dev/null)" = true ]; do
-      [ "$SECONDS" -lt "$deadline" ] || fail "$pod did not come back ready within {timeout_seconds // 60} minutes; \\
+  update[$sts]=$(sts_field "$sts" '{{.status.updateRevision}}')
+  replicas[$sts]=$(sts_field "$sts" '{{.spec.replicas}}')
+  [ -n "${{update[$sts]}}" ] && [ -n "${{replicas[$sts]}}" ] || fail "could not read the updateRevision and \\
+replicas of StatefulSet $sts with kubectl; no further pod was restarted"
+done
+for sts in {masters}; do
+  for ((i = 0; i < replicas[$sts]; i++)); do master_pods+=("$sts-$i"); done
+done
+restart_pod() {{  # POD STATEFULSET: prepare, delete, wait for it on the new revision, gate
+  local pod=$1 others=() m
+  case " {masters} " in
+    *" $2 "*) for m in "${{master_pods[@]}}"; do [ "$m" = "$pod" ] || others+=("$m"); done ;;
+  esac
+  wait_health "$status" "$unassigned" {upgrading} $((SECONDS + {timeout_seconds})) "before restarting $pod"
+  prepare_node "$pod" "" {timeout_seconds} {_q(version)} "${{others[@]}}"
+  # From here on the pod's own answers do not count.
+  AVOID_POD=$pod
+  {kubectl} delete pod "$pod" --ignore-not-found --wait=true --timeout={timeout_seconds}s > /dev/null ||
+    fail "could not delete $pod within {timeout_seconds // 60} minutes (see kubectl describe pod $pod); no \\
+further pod was restarted"
+  local deadline=$((SECONDS + {timeout_seconds}))
+  until [ "$({kubectl} get pod "$pod" -o jsonpath='{revision}' 2> /dev/null)" = "${{update[$2]}}" ] &&
+    [ "$({kubectl} get pod "$pod" -o jsonpath='{ready}' 2> /dev/null)" = true ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "$pod did not come back ready within {timeout_seconds // 60} minutes; \\
 see kubectl describe pod $pod. No further pod was restarted; run 'pulumi up' again to go on."
-      sleep {POLL_SECONDS}
-    done
-    AVOID_POD=
-    gate_node "$pod" "$status" "$unassigned" {upgrading} {timeout_seconds}
+    sleep {POLL_SECONDS}
   done
-  for ((i = 0; i < replicas; i++)); do
+  AVOID_POD=
+  gate_node "$pod" "$status" "$unassigned" {upgrading} {timeout_seconds}
+}}
+for pass in unready all; do
+  for sts in {sets}; do
+    for ((i = replicas[$sts] - 1; i >= 0; i--)); do
+      pod="$sts-$i"
+      current=$({kubectl} get pod "$pod" --ignore-not-found -o jsonpath='{revision}') ||
+        fail "could not read pod $pod with kubectl; no further pod was restarted"
+      # A pod that does not exist is made from the current template; the wait below covers it.
+      [ -z "$current" ] || [ "$current" = "${{update[$sts]}}" ] && continue
+      if [ "$pass" = unready ]; then
+        [ "$({kubectl} get pod "$pod" -o jsonpath='{ready}' 2> /dev/null)" = true ] && node_present "$pod" && continue
+      fi
+      restart_pod "$pod" "$sts"
+    done
+  done
+done
+for sts in {sets}; do
+  for ((i = 0; i < replicas[$sts]; i++)); do
     pod="$sts-$i"
     deadline=$((SECONDS + {timeout_seconds}))
-    until [ "$({KUBECTL} get pod "$pod" -o jsonpath='{ready}' 2> /dev/null)" = true ] && node_present "$pod"; do
+    until [ "$({kubectl} get pod "$pod" -o jsonpath='{ready}' 2> /dev/null)" = true ] && node_present "$pod"; do
       [ "$SECONDS" -lt "$deadline" ] || fail "$pod is not ready and in the cluster within \\
 {timeout_seconds // 60} minutes; see kubectl describe pod $pod. Run 'pulumi up' again once it is."
       sleep {POLL_SECONDS}

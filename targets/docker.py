@@ -106,6 +106,7 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
         lifecycle=plan.lifecycle,
         tasks=replace(tasks, es_urls=plan.master_urls),
         admin_stdin=task_stdin(credentials.admin_password, certificates.ca_cert_pem),
+        version=plan.version,
     )
     specs = {
         node.name: spec_digest(
@@ -154,6 +155,7 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
         network_name=kibana_engine.network.name,
         ca_cert_pem=certificates.ca_cert_pem,
         keystore=credentials.kibana_keystore,
+        after=rolling.last,
         opts=kibana_engine.options,
     )
     exposed = plan.http_exposed_node

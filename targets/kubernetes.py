@@ -169,6 +169,8 @@ def deploy(plan: KubernetesPlan, credentials: StackCredentials, *, kibana_recrea
         ca_cert_pem=certificates.ca_cert_pem,
         keystore=credentials.kibana_keystore,
         recreate=kibana_recreate,
+        # On a formed cluster Kibana changes after the pods (a newer Kibana refuses older nodes).
+        after=[roll_task] if roll_task else [],
         opts=base,
     )
     kibana_service = f"{plan.kibana_service}-http"

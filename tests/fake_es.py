@@ -42,6 +42,28 @@ STATUS_ORDER = {"red": 0, "yellow": 1, "green": 2}
 # prepareRequest, and the request's common ones): BaseRestHandler answers 400 to any other
 # ("contains unrecognized parameter"), as the fake does.
 COMMON_PARAMETERS = {"pretty", "human", "error_trace", "filter_path"}
+
+
+def filter_path(value: Any, paths: list[list[str]]) -> Any:
+    """`filter_path` as Elasticsearch applies it to a response: each filter split on every `.`, `*` for any
+    one field name, a field kept when a whole filter matched down to it. A field whose name holds dots
+    (the keys of `flat_settings`) is never matched by a dotted filter (elastic/elasticsearch libs/x-content
+    FilterPath.compile; responses are filtered with matchFieldNamesWithDots=false)."""
+    if isinstance(value, list):
+        items = [filter_path(item, paths) for item in value]
+        return [item for item in items if item not in (None, {}, [])]
+    if not isinstance(value, Mapping):
+        return None
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        rests = [path[1:] for path in paths if path and path[0] in ("*", key)]
+        if any(not rest for rest in rests):
+            kept[key] = item
+        elif rests and (inner := filter_path(item, rests)) not in (None, {}, []):
+            kept[key] = inner
+    return kept
+
+
 CAT_PARAMETERS = {"h", "v", "s", "format", "help", "bytes", "time", "master_timeout", "local"}
 ACCEPTED_PARAMETERS = {
     ("GET", "root"): set(),
@@ -124,6 +146,8 @@ class FakeCluster:
     node_roles: dict[str, list[str]] = field(default_factory=dict)
     node_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     kibana_system_enabled: bool = True
+    # The version each node runs, for `_cat/nodes?h=name,version` (default 8.0.0: older than any target).
+    node_versions: dict[str, str] = field(default_factory=dict)
 
     def nodes_info(self) -> dict[str, Any]:
         transport = {
@@ -202,6 +226,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _send(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
+        filters = parse_qs(urlsplit(self.path).query).get("filter_path")
+        if filters:
+            body = filter_path(body, [path.split(".") for text in filters for path in text.split(",")])
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -251,7 +278,13 @@ class _Handler(BaseHTTPRequestHandler):
             status = self.cluster.cat_nodes_status
             self._send(status, {"error": {"type": "master_not_discovered_exception"}, "status": status})
         elif parts == ["_cat", "nodes"] and method == "GET":
-            self._text(self.cluster.present_nodes())
+            columns = parse_qs(url.query).get("h", ["name"])[0].split(",")
+            self._text(
+                [
+                    " ".join(name if c == "name" else self.cluster.node_versions.get(name, "8.0.0") for c in columns)
+                    for name in self.cluster.present_nodes()
+                ]
+            )
         elif parts == ["_cat", "shards"] and method == "GET":
             self._text(self.cluster.shard_lines())
         elif parts[:1] == ["_nodes"] and method == "GET":

@@ -32,8 +32,8 @@ FAKE_KUBECTL = r'''#!/usr/bin/env python3
 import json, os, subprocess, sys
 
 args = sys.argv[1:]
-while args and args[0] in ("--context", "--namespace", "--kubeconfig"):
-    args = args[2:]
+while args and (args[0] in ("--context", "--namespace", "--kubeconfig") or args[0].startswith("--request-timeout=")):
+    args = args[1:] if args[0].startswith("--request-timeout=") else args[2:]
 state_file = os.environ["FAKE_K8S"]
 state = json.load(open(state_file))
 
@@ -135,6 +135,7 @@ def run_kubectl_script(
     statefulsets: dict[str, int],
     *,
     never_ready: tuple[str, ...] = (),
+    unready: tuple[str, ...] = (),
     extra: dict[str, Any] | None = None,
     authority: trustme.CA | None = None,
 ) -> tuple[int, str, dict[str, Any]]:
@@ -145,7 +146,11 @@ def run_kubectl_script(
     `lag`: StatefulSet → polls for which its controller reports an older observedGeneration);
     `authority`: the CA of the fake's certificate."""
     state = {
-        "pods": {name: {"revision": rev, "ready": True} for name, rev in pods.items()},
+        # `unready`: pods not ready until they are restarted.
+        "pods": {
+            name: {"revision": rev, "ready": name not in unready, "unready_polls": 10**6 if name in unready else 0}
+            for name, rev in pods.items()
+        },
         "statefulsets": {
             name: {"updateRevision": "new", "replicas": n, "lag_polls": (extra or {}).get("lag", {}).get(name, 0)}
             for name, n in statefulsets.items()

@@ -413,3 +413,21 @@ def test_every_bundle_is_whole_pem_certificates() -> None:
     bundle = rotated("lab")[1].outputs["ca_certificate"]
     assert bundle.endswith("-----END CERTIFICATE-----\n")
     assert "----------" not in bundle and len(PEM_BLOCK.findall(bundle)) == 2
+
+
+@pytest.mark.parametrize("stack", ["lab", "k8s-groups"])
+def test_a_rotation_gives_every_node_a_new_key(stack: str) -> None:
+    """pulumi-tls signs the public key of the request (terraform-provider-tls resource_locally_signed_cert.go),
+    which comes from the node's private key: a rotation after a leak must replace the keys too, the old ones
+    lived in the same state as the leaked CA key."""
+    steps = rotated(stack)
+    keys = [
+        {
+            key.name.rsplit("-key", 1)[0]: key.outputs["private_key_pem"]
+            for key in step.of_type("tls:index/privateKey:PrivateKey")
+            if "-ca-key" not in key.name
+        }
+        for step in steps
+    ]
+    assert keys[0] and keys[0] == keys[1], "introducing the new CA changes no node key"
+    assert all(keys[2][node] != keys[1][node] for node in keys[1]), "the re-issued certificates keep old keys"

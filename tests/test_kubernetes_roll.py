@@ -235,3 +235,29 @@ def rendered_k8s_groups() -> Render:
 
 def statefulsets(result: Render) -> list[Any]:
     return result.of_type("kubernetes:apps/v1:StatefulSet")
+
+
+def test_a_pod_a_change_broke_is_restarted_first_and_holds_back_the_other_masters(tools: Path) -> None:
+    """The change that undoes a broken one: the old-revision pod that is out (not ready, not in the
+    cluster) goes first, as in ECK; before it is back no healthy master may restart (one_master_at_a_time,
+    cloud-on-k8s driver/stateful/upgrade_predicates.go), or two of three voters would be out."""
+    fake = cluster(absent_for={"kg-master-1": 10**6})
+    statefulsets = {"kg-data": 2, "kg-coord": 1, "kg-master": 3}
+    code, output, state = run_kubectl_script(
+        tools, fake, roll_command(upgraded()), PODS, statefulsets, unready=("kg-master-1",)
+    )
+    assert code == 0, output
+    assert state["deleted"] == ["kg-master-1", "kg-data-1", "kg-data-0", "kg-master-2", "kg-master-0"]
+
+
+def test_a_healthy_master_is_not_restarted_while_another_is_out(tools: Path) -> None:
+    """kg-master-1 is out but already on the new revision (it broke for another reason): the roll stops
+    before touching another master."""
+    fake = cluster(absent_for={"kg-master-1": 10**6})
+    pods = PODS | {"kg-master-1": "new"}
+    statefulsets = {"kg-data": 2, "kg-coord": 1, "kg-master": 3}
+    code, output, state = run_kubectl_script(
+        tools, fake, roll_command(upgraded()), pods, statefulsets, unready=("kg-master-1",)
+    )
+    assert code == 1 and "not restarting kg-master-2: master-eligible kg-master-1 not in the cluster" in output
+    assert "kg-master-2" not in state["deleted"] and "kg-master-0" not in state["deleted"]

@@ -296,3 +296,30 @@ def test_a_gate_runs_again_whenever_its_prepare_did() -> None:
     assert gate is not None and prepare is not None
     assert prepare.urn in gate.dependencies or prepare.urn in ancestors(after, gate)
     assert "ES_NODE_PREPARED" in gate.inputs["environment"]
+
+
+KIBANA_WORKLOADS = ("docker:index/container:Container", "docker:index/service:Service", "kubernetes:apps/v1:Deployment")
+
+
+def kibana_workloads(result: Render) -> list[Registration]:
+    return [
+        r for kind in KIBANA_WORKLOADS for r in result.of_type(kind) if "kibana" in r.name and "image" not in r.name
+    ]
+
+
+@pytest.mark.parametrize("stack", ["lab-groups", "swarm-groups", "k8s-groups"])
+def test_kibana_changes_after_the_elasticsearch_roll(stack: str) -> None:
+    """Elastic's upgrade order: Elasticsearch, then Kibana (Kibana refuses a node on an older minor, elastic/
+    kibana es_kibana_version_compatability.ts). On a formed cluster Kibana waits for the last gate or the
+    roll; on a new one it starts with the nodes."""
+    after = formed(stack, lambda c: c[CLUSTER].update(version="9.6.0"))
+    last = [c for c in after.of_type(rules.COMMAND) if c.name.endswith(("-gate", "-rolling-roll"))]
+    assert last and kibana_workloads(after)
+    for kibana in kibana_workloads(after):
+        assert {c.urn for c in last} <= ancestors(after, kibana) | {kibana.urn}, kibana.name
+    for kibana in kibana_workloads(rendered(stack)):
+        assert not any(
+            r.name.endswith(("-gate", "-rolling-roll"))
+            for r in rendered(stack).resources
+            if r.urn in ancestors(rendered(stack), kibana)
+        )

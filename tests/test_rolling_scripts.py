@@ -33,6 +33,7 @@ from tests.fake_es import FakeCluster, fake_elasticsearch
 
 ADMIN_PASSWORD = "admin-password-1"
 FAST = 2  # seconds a test lets a script wait before it gives up
+TARGET = "9.5.2"  # the version a change goes to
 
 
 @pytest.fixture
@@ -89,7 +90,7 @@ def test_baseline_when_no_node_answers(run_dir: Path) -> None:
 
 def test_prepare_keeps_replicas_in_place_and_flushes(run_dir: Path) -> None:
     fake = cluster(nodes=["node-1"])
-    code, _, _ = run(prepare_script("node-1"), fake, run_dir)
+    code, _, _ = run(prepare_script("node-1", "", TARGET), fake, run_dir)
     assert code == 0
     assert fake.settings[ALLOCATION_ENABLE] == "primaries" and fake.flushes == 1
 
@@ -97,13 +98,13 @@ def test_prepare_keeps_replicas_in_place_and_flushes(run_dir: Path) -> None:
 def test_prepare_prints_a_new_line_each_time_so_its_gate_runs_again(run_dir: Path) -> None:
     """The gate takes the prepare's output as an input: a prepare that ran again (a reverted change) must
     make its gate run again, or allocation would stay at primaries."""
-    outputs = {run(prepare_script("node-1"), cluster(nodes=["node-1"]), run_dir)[1] for _ in range(2)}
+    outputs = {run(prepare_script("node-1", "", TARGET), cluster(nodes=["node-1"]), run_dir)[1] for _ in range(2)}
     assert len(outputs) == 2
 
 
 def test_prepare_refuses_a_node_of_a_red_cluster(run_dir: Path) -> None:
     fake = cluster(nodes=["node-1"], status="red")
-    code, _, err = run(prepare_script("node-1"), fake, run_dir)
+    code, _, err = run(prepare_script("node-1", "", TARGET), fake, run_dir)
     assert code == 1 and "not restarting node-1" in err and "the cluster is red" in err
     assert fake.history == [] and fake.flushes == 0
 
@@ -112,14 +113,14 @@ def test_a_node_not_in_the_cluster_changes_whatever_the_health(run_dir: Path) ->
     """How a broken change is undone: a node the cluster answers without may change even on a red cluster
     (ECK's rolling upgrade deletes pods that are not ready without waiting)."""
     fake = cluster(nodes=["node-0"], status="red")
-    code, out, err = run(prepare_script("node-1"), fake, run_dir)
+    code, out, err = run(prepare_script("node-1", "", TARGET), fake, run_dir)
     assert code == 0, err
     assert "node-1 is not in the cluster" in out and fake.history == []
 
 
 def test_when_nothing_answers_only_a_node_shown_down_changes(run_dir: Path) -> None:
     """A single node that is down (dev): nothing answers, and its own address refuses the connection."""
-    code, out, err = run(prepare_script("node-0", "https://127.0.0.1:9"), None, run_dir)
+    code, out, err = run(prepare_script("node-0", "https://127.0.0.1:9", TARGET), None, run_dir)
     assert code == 0, err
     assert "no node answers and node-0 is down" in out
 
@@ -129,7 +130,9 @@ def test_a_node_whose_state_cannot_be_told_is_left_alone(run_dir: Path) -> None:
     fake = cluster(nodes=["node-1"], cat_nodes_status=503)
     with fake_elasticsearch(fake, ["node-1"], run_dir) as server:
         script = fast(
-            container_preamble([server.url], str(run_dir / "files")) + LIBRARY + prepare_script("node-1", server.url)
+            container_preamble([server.url], str(run_dir / "files"))
+            + LIBRARY
+            + prepare_script("node-1", server.url, TARGET)
         )
         admin = curl_config_user(ADMIN_USER, ADMIN_PASSWORD)
         env = {"PATH": "/usr/bin:/bin", "HOME": str(run_dir), "CURL_HOME": str(run_dir)}
@@ -141,10 +144,10 @@ def test_a_node_whose_state_cannot_be_told_is_left_alone(run_dir: Path) -> None:
 def test_prepare_waits_for_moving_shards_before_restarting_a_node(run_dir: Path) -> None:
     """A node rejoined after a red baseline, or a yellow cluster still recovering: the next restart waits."""
     moving = cluster(nodes=["node-1"], status="yellow", initializing=2)
-    code, _, err = run(prepare_script("node-1", "", timeout_seconds=FAST), moving, run_dir)
+    code, _, err = run(prepare_script("node-1", "", TARGET, timeout_seconds=FAST), moving, run_dir)
     assert code == 1 and "shards are still moving" in err and moving.history == []
     settled = cluster(nodes=["node-1"], status="yellow", initializing=0, green_after=None)
-    code, _, err = run(prepare_script("node-1", "", timeout_seconds=FAST), settled, run_dir)
+    code, _, err = run(prepare_script("node-1", "", TARGET, timeout_seconds=FAST), settled, run_dir)
     assert code == 0, err
 
 
@@ -222,7 +225,7 @@ def test_the_gate_fails_on_an_unreachable_cluster(run_dir: Path) -> None:
 
 def test_settings_writes_are_retried_while_the_master_is_busy(run_dir: Path) -> None:
     fake = cluster(nodes=["node-1"], busy=2)
-    code, _, err = run(prepare_script("node-1"), fake, run_dir)
+    code, _, err = run(prepare_script("node-1", "", TARGET), fake, run_dir)
     assert code == 0, err
     assert fake.settings[ALLOCATION_ENABLE] == "primaries" and fake.busy == 0
 
@@ -303,3 +306,41 @@ def test_exclusions_change_nothing_when_the_nodes_cannot_be_listed(run_dir: Path
     code, _, err = run(exclusions_script([], [RemovedNode("b", False, True)]), fake, run_dir)
     assert code == 1 and "could not list the cluster's nodes; no exclusion was changed" in err
     assert fake.history == []
+
+
+def test_no_node_restarts_onto_an_older_version_than_one_already_runs(run_dir: Path) -> None:
+    """A failed upgrade leaves some nodes on the new version, which the state does not know; going back
+    would restart them onto a version Elasticsearch refuses to start (NodeMetadata
+    verifyUpgradeToCurrentVersion: "cannot downgrade a node")."""
+    fake = cluster(nodes=["node-0", "node-1"], node_versions={"node-0": "9.6.0", "node-1": "9.5.2"})
+    code, _, err = run(prepare_script("node-1", "", TARGET), fake, run_dir)
+    assert code == 1 and "node-0 already run a version newer than 9.5.2" in err
+    assert fake.history == [], "replicas were held for a restart that must not happen"
+    fake = cluster(nodes=["node-0", "node-1"], node_versions={"node-0": "9.10.0"})
+    code, _, err = run(prepare_script("node-1", "", "9.9.1"), fake, run_dir)
+    assert code == 1 and "node-0 already run a version newer than 9.9.1" in err, "versions compare as numbers"
+    code, _, err = run(prepare_script("node-1", "", "9.10.0"), fake, run_dir)
+    assert code == 0, err
+
+
+def test_a_healthy_master_waits_while_another_master_is_out(run_dir: Path) -> None:
+    """With one of three masters out, restarting a second loses the quorum; the cluster reads green all the
+    same (masters hold no shards). ECK's one_master_at_a_time predicate, upgrade_predicates.go."""
+    fake = cluster(nodes=["m-0", "m-2"])
+    code, _, err = run(prepare_script("m-2", "", TARGET, ["m-0", "m-1"]), fake, run_dir)
+    assert code == 1 and "master-eligible m-1 not in the cluster" in err and "Bring m-1 back first" in err
+    assert fake.history == []
+    # The master that is out is the one to change.
+    code, out, err = run(prepare_script("m-1", "", TARGET, ["m-0", "m-2"]), fake, run_dir)
+    assert code == 0 and "m-1 is not in the cluster" in out, err
+    fake = cluster(nodes=["m-0", "m-1", "m-2"])
+    code, _, err = run(prepare_script("m-2", "", TARGET, ["m-0", "m-1"]), fake, run_dir)
+    assert code == 0, err
+
+
+def test_exclusions_release_replicas_a_stopped_run_held(run_dir: Path) -> None:
+    """A run stopped between a prepare and its gate leaves allocation at `primaries`, under which no
+    replica can leave a draining node (EnableAllocationDecider)."""
+    fake = cluster(nodes=["a", "b"], settings={ALLOCATION_ENABLE: "primaries"})
+    exclusions([RemovedNode("b", False, True)], [], fake, run_dir)
+    assert ALLOCATION_ENABLE not in fake.settings

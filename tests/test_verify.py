@@ -20,7 +20,7 @@ from review.mockrun import MOCK_NOW
 from tests.conftest import rendered
 from tests.fake_es import FakeCluster, fake_elasticsearch, fake_kibana
 from verify.__main__ import main
-from verify.checks import Deployment, Result, verify
+from verify.checks import Deployment, Result, sends_credentials_safely, verify
 
 PASSWORD = "elastic-password-1"
 
@@ -199,3 +199,12 @@ def test_outputs_without_a_state_are_one_failure(workdir: Path, capsys: pytest.C
         capsys.readouterr().out.strip()
         == "FAIL outputs: the stack has no cluster_state: no `pulumi up` of it has completed"
     )
+
+
+def test_the_elastic_password_never_goes_over_plain_http_to_another_machine() -> None:
+    """Kibana serves plain HTTP here; /api/status needs credentials (a redacted status at most without)."""
+    assert sends_credentials_safely("https://es.example:9200")
+    assert sends_credentials_safely("http://localhost:5601") and sends_credentials_safely("http://127.0.0.1:5601")
+    assert sends_credentials_safely("http://[::1]:5601")
+    assert not sends_credentials_safely("http://192.168.1.20:5601")
+    assert not sends_credentials_safely("http://kibana.example:5601")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import datetime
+import http.client
+import ipaddress
 import json
 import socket
 import ssl
@@ -64,6 +66,11 @@ class Client:
         self.headers = {"Authorization": f"Basic {token}", "Accept": "application/json"}
 
     def get(self, url: str) -> Answer:
+        if not sends_credentials_safely(url):
+            raise ValueError(
+                f"not sending the elastic password over plain HTTP to {urlsplit(url).hostname}; give the URL through a "
+                "tunnel on this machine (kubectl port-forward, ssh -L), e.g. --kibana-url http://localhost:5601"
+            )
         request = urllib.request.Request(url, headers=self.headers)
         context = self.context if url.startswith("https:") else None
         try:
@@ -71,6 +78,18 @@ class Client:
                 return Answer(response.status, response.read())
         except urllib.error.HTTPError as error:
             return Answer(error.code, error.read())
+
+
+def sends_credentials_safely(url: str) -> bool:
+    """HTTPS (checked against the exported CA), or plain HTTP to this machine only (a tunnel)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = (parts.hostname or "").lower()
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def verify(deployment: Deployment, now: datetime.datetime | None = None) -> list[Result]:
@@ -93,7 +112,7 @@ def verify(deployment: Deployment, now: datetime.datetime | None = None) -> list
     for name, check in checks:
         try:
             results.append(check())
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError) as error:
             results.append(Result(name, False, f"{type(error).__name__}: {error}"))
     return results
 
@@ -172,8 +191,9 @@ def check_nodes(client: Client, es: str, state: ClusterState) -> Result:
 def check_node_settings(client: Client, es: str, state: ClusterState) -> Result:
     """Transport TLS on, verifying peers, on every node; `cluster.initial_master_nodes` on exactly the
     nodes the stack's last run left it on (none once the cluster formed and the next `up` ran)."""
-    path = f"nodes.*.name,nodes.*.settings.{TRANSPORT_SSL}.*,nodes.*.settings.{INITIAL_MASTER_NODES}"
-    answer = client.get(f"{es}/_nodes/settings?flat_settings=true&filter_path={path}")
+    # filter_path splits on every dot and never matches flat_settings' dotted keys (elastic/elasticsearch
+    # FilterPath; #43290): filter on `settings` whole, then read its flat keys.
+    answer = client.get(f"{es}/_nodes/settings?flat_settings=true&filter_path=nodes.*.name,nodes.*.settings")
     if answer.status != 200:
         return Result("node settings", False, f"HTTP {answer.status} for _nodes/settings")
     problems, carrying = [], set()
