@@ -17,7 +17,7 @@ from review.diff import StackDiff, diff_stack
 from review.documents import documents, dump, load
 from review.mockrun import Render, run_program_into
 from review.report import markdown
-from review.stacks import StackFileError, project_name, read_stack_file, stack_names
+from review.stacks import StackFileError, UnknownStackError, check_stacks, project_name, stack_config, stack_names
 
 ERROR_SUFFIX = ".error.txt"
 TOOL_HOME = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ def render_stacks(root: Path, stacks: Sequence[str], out: Path | None) -> int:
     failed = 0
     for stack in stacks:
         try:
-            config, secret_keys = read_stack_file(root / f"Pulumi.{stack}.yaml")
+            config, secret_keys = stack_config(root, stack)
             result = Render(stack)
             run_program_into(result, root, project, config, secret_keys=secret_keys)
             text = dump(documents(result))
@@ -98,7 +98,9 @@ def diff_trees(root: Path, base_ref: str, stacks: Sequence[str] | None) -> list[
     with tempfile.TemporaryDirectory() as scratch:
         base_root = Path(scratch) / "base"
         checkout(root, base_ref, base_root)
-        names = list(stacks) if stacks else sorted(set(stack_names(root)) | set(stack_names(base_root)))
+        known = sorted(set(stack_names(root)) | set(stack_names(base_root)))
+        names = list(stacks) if stacks else known
+        check_stacks(root, names, known)  # a stack in neither tree is a typo, not "no changes"
         for side, tree in (("base", base_root), ("head", root)):
             present = [s for s in names if (tree / f"Pulumi.{s}.yaml").exists()]
             render_tree(tree, present, Path(scratch) / side)
@@ -124,14 +126,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     diff.add_argument("--base", required=True, help="the git ref to compare with, e.g. origin/main")
     args = parser.parse_args(argv)
     root = args.root.resolve()
-    if args.command == "render":
-        stacks = args.stack or stack_names(root)
-        if unknown := [s for s in stacks if not (root / f"Pulumi.{s}.yaml").exists()]:
-            parser.error(f"no stack file for {', '.join(unknown)} in {root}")
-        if args.out is not None:
-            args.out.mkdir(parents=True, exist_ok=True)
-        return render_stacks(root, stacks, args.out)
-    diffs = diff_trees(root, args.base, args.stack)
+    try:
+        if args.command == "render":
+            stacks = args.stack or stack_names(root)
+            check_stacks(root, stacks)
+            if args.out is not None:
+                args.out.mkdir(parents=True, exist_ok=True)
+            return render_stacks(root, stacks, args.out)
+        diffs = diff_trees(root, args.base, args.stack)
+    except UnknownStackError as error:
+        parser.error(str(error))  # exits with status 2, as for any other bad argument
     sys.stdout.write(markdown(f"Offline preview: `{args.base}` → this change", diffs))
     return 1 if any(d.head_error for d in diffs) else 0
 

@@ -1,42 +1,41 @@
-"""Compare two renders of a stack: resources added, removed and changed, the changed fields, and
-which changes replace or restart an Elasticsearch node.
+"""Compare two renders of a stack: resources created, deleted and changed, the changed fields, what the
+engine and providers do with each change (`review/actions.py`), and which Elasticsearch nodes it
+replaces, restarts or removes.
 
-A workload runs an Elasticsearch node when it gets an `elasticsearch.yml` (read as the policy pack reads
-it: a container upload, a swarm config file or a pod volume mount). What restarts it follows the
-provider's rules:
-- a Docker container is replaced on any input change (pulumi-docker recreates containers);
-- a swarm service restarts its task when the task spec, mode, endpoint or name changes;
-- a StatefulSet rolls every pod when its pod template changes, and is replaced (all pods at once)
-  when an immutable field changes; fewer replicas remove nodes.
+`diff_stack` is a pure function of the two lists of documents (as `documents.load` gives them).
+Lists compare as the engine reads them: the options' lists (`dependsOn`, `ignoreChanges`, …) and a
+container's `envs` are sets, whose items are added or removed; a list of objects that each carry a
+distinct key (`name`, `file`, `mountPath`, …) pairs its items by that key (`uploads[file=/x.yml]`),
+so an insertion does not shift every later item; other lists pair by position.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from elastic_policy.workloads import CONTAINER, SWARM_SERVICE, containers, get_path
+from elastic_policy.workloads import CONTAINER
+from review import actions
 
-# Swarm service fields whose change restarts the task (the rest, like labels and update config, do not).
-SWARM_TASK_FIELDS = ("inputs.taskSpec", "inputs.mode", "inputs.endpointSpec", "inputs.name", "provider")
-# StatefulSet fields the API server will not update: a change replaces the StatefulSet.
-STATEFULSET_IMMUTABLE = (
-    "inputs.spec.selector",
-    "inputs.spec.serviceName",
-    "inputs.spec.volumeClaimTemplates",
-    "inputs.spec.podManagementPolicy",
-    "inputs.metadata.name",
-    "inputs.metadata.namespace",
-    "provider",
-)
+# Lists whose order means nothing to the engine or the provider (docker `env` is a Terraform set).
+SET_LISTS: dict[str | None, tuple[str, ...]] = {
+    None: ("options.dependsOn", "options.ignoreChanges", "options.replaceOnChanges", "options.aliases"),
+    CONTAINER: ("inputs.envs",),
+}
+# Fields that identify an item of a list of objects, tried in this order.
+ITEM_KEYS = ("name", "file", "fileName", "containerPath", "mountPath", "target", "label", "key")
 
 
 @dataclass(frozen=True)
 class FieldChange:
+    """A value at `path` before and after (MISSING where absent); for a set, one item added or removed."""
+
     path: str
     before: Any
     after: Any
+    ignored: bool = False  # under the resource's ignoreChanges: the provider never sees it
 
 
 @dataclass
@@ -46,7 +45,9 @@ class ResourceChange:
     type: str
     name: str
     fields: list[FieldChange] = field(default_factory=list)
+    action: str = ""  # create, delete, replace, update or update (what it does)
     es_node_impact: str | None = None
+    note: str | None = None
 
 
 @dataclass
@@ -60,11 +61,17 @@ class StackDiff:
     def es_node_warnings(self) -> list[ResourceChange]:
         return [change for change in self.changes if change.es_node_impact]
 
-    def count(self, kind: str) -> int:
-        return sum(1 for change in self.changes if change.kind == kind)
+    def count(self, action: str) -> int:
+        """Changes whose action is `action` (`update` counts every kind of update)."""
+        return sum(1 for change in self.changes if change.action.split(" (")[0] == action)
 
 
-MISSING = object()
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
 
 
 def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -79,89 +86,130 @@ def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
-def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
-    old = dict(leaves({key: before.get(key) for key in ("provider", "options", "inputs")}))
-    new = dict(leaves({key: after.get(key) for key in ("provider", "options", "inputs")}))
+def compare(before: Any, after: Any, path: str, sets: tuple[str, ...] = ()) -> list[FieldChange]:
+    """The changes from `before` to `after` (either may be MISSING), leaf by leaf."""
+    if before == after:
+        return []
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            change
+            for key in sorted(before.keys() | after.keys(), key=str)
+            for change in compare(before.get(key, MISSING), after.get(key, MISSING), f"{path}.{key}", sets)
+        ]
+    if isinstance(before, list) and isinstance(after, list):
+        return _compare_lists(before, after, path, sets)
+    if before is MISSING and isinstance(after, (dict, list)) and after:
+        return [FieldChange(p, MISSING, v) for p, v in leaves(after, path)]
+    if after is MISSING and isinstance(before, (dict, list)) and before:
+        return [FieldChange(p, v, MISSING) for p, v in leaves(before, path)]
+    return [FieldChange(path, before, after)]
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _compare_lists(before: list[Any], after: list[Any], path: str, sets: tuple[str, ...]) -> list[FieldChange]:
+    if path in sets:
+        old, new = {_canonical(v): v for v in before}, {_canonical(v): v for v in after}
+        return [
+            *(FieldChange(path, old[key], MISSING) for key in sorted(old.keys() - new.keys())),
+            *(FieldChange(path, MISSING, new[key]) for key in sorted(new.keys() - old.keys())),
+        ]
+    if key := _item_key(before, after):
+        old_items = {str(item[key]): item for item in before}
+        new_items = {str(item[key]): item for item in after}
+        changes = [
+            change
+            for name in [*old_items, *(n for n in new_items if n not in old_items)]
+            for change in compare(
+                old_items.get(name, MISSING), new_items.get(name, MISSING), f"{path}[{key}={name}]", sets
+            )
+        ]
+        shared = [n for n in old_items if n in new_items]
+        if shared != [n for n in new_items if n in old_items]:  # same items, another order
+            changes.append(FieldChange(f"{path} (order of {key})", shared, [n for n in new_items if n in old_items]))
+        return changes
     return [
-        FieldChange(path, old.get(path, MISSING), new.get(path, MISSING))
-        for path in sorted(old.keys() | new.keys())
-        if old.get(path, MISSING) != new.get(path, MISSING)
+        change
+        for index in range(max(len(before), len(after)))
+        for change in compare(
+            before[index] if index < len(before) else MISSING,
+            after[index] if index < len(after) else MISSING,
+            f"{path}[{index}]",
+            sets,
+        )
     ]
 
 
-def runs_elasticsearch(document: dict[str, Any]) -> bool:
-    return any(c.runs_elasticsearch for c in containers(str(document.get("type")), document.get("inputs") or {}))
-
-
-def _under(path: str, prefixes: tuple[str, ...]) -> bool:
-    return any(path == p or path.startswith((p + ".", p + "[")) for p in prefixes)
-
-
-def es_node_impact(change: ResourceChange, before: dict[str, Any] | None, after: dict[str, Any] | None) -> str | None:
-    """What the change does to a running Elasticsearch node, or None when it leaves every node running."""
-    if change.kind == "added" or not runs_elasticsearch(before or {}):
+def _item_key(*lists: list[Any]) -> str | None:
+    """The first of ITEM_KEYS that every item of both lists has, distinct within each list."""
+    items = [item for group in lists for item in group]
+    if not items or not all(isinstance(item, dict) for item in items):
         return None
-    if change.kind == "removed":
-        return "removed: its node leaves the cluster"
-    paths = [f.path for f in change.fields]
-    if change.type == CONTAINER:
-        inputs = [p for p in paths if _under(p, ("inputs", "provider"))]
-        return f"replaced (container input change: {_summary(inputs)})" if inputs else None
-    if change.type == SWARM_SERVICE:
-        task = [p for p in paths if _under(p, SWARM_TASK_FIELDS)]
-        return f"task restarted (swarm task-spec change: {_summary(task)})" if task else None
-    immutable = [p for p in paths if _under(p, STATEFULSET_IMMUTABLE)]
-    if immutable:
-        return f"replaced, every pod at once (immutable StatefulSet field: {_summary(immutable)})"
-    template = [p for p in paths if _under(p, ("inputs.spec.template",))]
-    if template:
-        return f"rolling restart of every pod (pod-template change: {_summary(template)})"
-    replicas_before, replicas_after = (_replicas(document) for document in (before, after))
-    if replicas_after < replicas_before:
-        return f"scaled in from {replicas_before} to {replicas_after} pods: nodes leave the cluster"
+    for key in ITEM_KEYS:
+        if all(isinstance(item.get(key), (str, int)) for item in items) and all(
+            len({str(item[key]) for item in group}) == len(group) for group in lists
+        ):
+            return key
     return None
 
 
-def _replicas(document: dict[str, Any] | None) -> int:
-    replicas = get_path(document, "inputs", "spec", "replicas")
-    return 1 if replicas is None else int(replicas)  # Kubernetes' default
+def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
+    """The changed fields of a resource; those under its (new) ignoreChanges marked ignored."""
+    sets = SET_LISTS[None] + SET_LISTS.get(str(after.get("type")), ())
+    fields = [
+        change
+        for key in ("provider", "options", "inputs")
+        for change in compare(before.get(key, MISSING), after.get(key, MISSING), key, sets)
+    ]
+    ignored = actions.ignored_by(after)
+    return [
+        FieldChange(f.path, f.before, f.after, ignored=True) if ignored and actions.under(f.path, ignored) else f
+        for f in fields
+    ]
 
 
-def _summary(paths: list[str], shown: int = 4) -> str:
-    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
-    return ", ".join(paths[:shown]) + more
+def resource_change(
+    urn: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    providers: Mapping[str, dict[str, Any]] | None = None,
+) -> ResourceChange | None:
+    """The change of one resource (None when nothing changed), with what the engine does about it
+    (`providers`: each explicit provider's inputs by URN)."""
+    doc = after or before or {}
+    if before is None or after is None:
+        kind = "added" if before is None else "removed"
+        action = actions.added_or_removed(kind, doc)
+        return ResourceChange(kind, urn, doc["type"], doc["name"], [], action.label, action.node_impact)
+    fields = changed_fields(before, after)
+    if not fields:
+        return None
+    effective = [f.path for f in fields if not f.ignored]
+    provider = (providers or {}).get(str(after.get("provider") or "").rsplit("::", 1)[0])
+    action = (
+        actions.changed(before, after, effective, provider) if effective else actions.Action("none (ignoreChanges)")
+    )
+    return ResourceChange(
+        "changed", urn, doc["type"], doc["name"], fields, action.label, action.node_impact, action.note
+    )
 
 
 def diff_stack(stack: str, base: list[dict[str, Any]], head: list[dict[str, Any]]) -> StackDiff:
-    """The change from the `base` render of a stack to the `head` render (documents as `documents.load` gives)."""
+    """The change from the `base` render of a stack to the `head` render."""
     result = StackDiff(stack)
     old = {doc["urn"]: doc for doc in base if "urn" in doc}
     new = {doc["urn"]: doc for doc in head if "urn" in doc}
+    providers = {
+        urn: doc.get("inputs") or {} for urn, doc in new.items() if str(doc.get("type")).startswith("pulumi:providers:")
+    }
     for urn in sorted(old.keys() | new.keys()):
-        before, after = old.get(urn), new.get(urn)
-        doc = after or before or {}
-        if before is None:
-            change = ResourceChange("added", urn, doc["type"], doc["name"])
-        elif after is None:
-            change = ResourceChange("removed", urn, doc["type"], doc["name"])
-        else:
-            fields = changed_fields(before, after)
-            if not fields:
-                continue
-            change = ResourceChange("changed", urn, doc["type"], doc["name"], fields)
-        change.es_node_impact = es_node_impact(change, before, after)
-        result.changes.append(change)
-    result.outputs = _output_changes(base, head)
+        if change := resource_change(urn, old.get(urn), new.get(urn), providers):
+            result.changes.append(change)
+    result.outputs = compare(_outputs(base), _outputs(head), "outputs")
     return result
 
 
-def _output_changes(base: list[dict[str, Any]], head: list[dict[str, Any]]) -> list[FieldChange]:
-    def outputs(docs: list[dict[str, Any]]) -> dict[str, Any]:
-        return next((dict(d.get("outputs") or {}) for d in docs if "urn" not in d), {})
-
-    old, new = outputs(base), outputs(head)
-    return [
-        FieldChange(key, old.get(key, MISSING), new.get(key, MISSING))
-        for key in sorted(old.keys() | new.keys())
-        if old.get(key, MISSING) != new.get(key, MISSING)
-    ]
+def _outputs(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next((dict(d.get("outputs") or {}) for d in docs if "urn" not in d), {})

@@ -5,11 +5,17 @@ protect / retain_on_delete / delete_before_replace, dependencies, provider, and 
 Mock outputs are a pure function of a resource's inputs, as a real provider's are in the ways that
 matter downstream: a changed certificate request gives a new certificate, a changed swarm config a
 new config id, a new image reference a new image id.
+
+The run uses the SDK's documented unit-test API (`pulumi.runtime.set_mocks`, `Mocks`, `test`), except in
+one place: `RecordingMonitor`, the mock monitor `set_mocks(monitor=...)` takes, reads each resource's
+options from the engine's RegisterResourceRequest, which `MockResourceArgs` does not carry
+(tests/test_mockrun.py fails, naming what moved, when an SDK release changes that).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime
 import gc
@@ -18,21 +24,21 @@ import json
 import runpy
 import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 from google.protobuf import json_format
-from pulumi.runtime import config as runtime_config
 from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc, settings
-from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.stack import Stack
 
 STACK_TYPE = "pulumi:pulumi:Stack"
-SECRET_SIG = rpc._special_secret_sig
-SIG_KEY = rpc._special_sig_key
+# How the engine's protocol marks a secret in a property value: {SIG_KEY: SECRET_SIG, "value": ...}
+# (pulumi/pulumi sdk/go/common/resource/sig/sig.go, `Key` and `Secret`).
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 
 @dataclass
@@ -55,6 +61,7 @@ class Registration:
     # What the (mock) provider answered: inputs and computed outputs, secrets unwrapped.
     outputs: dict[str, Any] = field(default_factory=dict, repr=False)
     ignore_changes: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
 
     def input_is_secret(self, path: str) -> bool:
         """True when the input at `path` (dots and [i]) or a value inside it is a secret."""
@@ -215,10 +222,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock monitor, recording each registration as the engine receives it. The only code here that
+    relies on more than the SDK's documented test API: the gRPC requests the SDK hands its monitor."""
+
     def __init__(self, mocks: RecordingMocks, render: Render, project: str) -> None:
         super().__init__(mocks)
         self.render = render
-        self.project = project
+        self.stack_urn_suffix = f"::{STACK_TYPE}::{project}-{render.stack}"
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
@@ -243,13 +253,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     raw_inputs=raw,
                     outputs=_unwrap_secrets(answered),
                     ignore_changes=list(request.ignoreChanges),
+                    replace_on_changes=list(request.replaceOnChanges),
                 )
             )
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        if request.urn.endswith(f"::{STACK_TYPE}::{self.project}-{self.render.stack}"):
-            raw = json_format.MessageToDict(request.outputs, preserving_proto_field_name=True)
+        raw = json_format.MessageToDict(request.outputs, preserving_proto_field_name=True)
+        # The root stack registers twice: empty when `set_mocks` makes it, with the exports when the program
+        # ends. The two calls may arrive in either order; the empty one must not hide the exports.
+        if request.urn.endswith(self.stack_urn_suffix) and (raw or not self.render.raw_outputs):
             self.render.secret_outputs = {p.split(".")[0].split("[")[0] for p in _secret_paths(raw)}
             self.render.outputs = _unwrap_secrets(raw)
             self.render.raw_outputs = raw
@@ -261,12 +274,67 @@ def to_pulumi_config(config: Mapping[str, Any]) -> dict[str, str]:
     return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
 
 
-def _drop_duplicate_program_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """A failed program leaves Futures holding the RunError its caller already received from the run;
-    asyncio would print each again when it is collected. Everything else goes to the default handler."""
-    if isinstance(context.get("exception"), pulumi.RunError) and "never retrieved" in str(context.get("message")):
-        return
-    loop.default_exception_handler(context)
+def _duplicate_errors_dropped(
+    raised: Collection[BaseException],
+) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+    """An exception handler for the run's loop. A failed program leaves Futures holding the error its
+    caller already received from the run (a RunError, or the provider error in `raised`); asyncio would
+    print each again when it is collected. Everything else goes to the default handler."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        received = isinstance(error, pulumi.RunError) or any(error is e for e in raised)
+        if not (received and "never retrieved" in str(context.get("message"))):
+            loop.default_exception_handler(context)
+
+    return handle
+
+
+@contextlib.contextmanager
+def _event_loops() -> Iterator[asyncio.AbstractEventLoop]:
+    """A new event loop for this thread, running the SDK's monitor calls on worker threads of its own,
+    each given its loop up front; every one closed at the end.
+
+    The SDK calls the monitor through the loop's default executor, and `MockMonitor` makes an event loop
+    in a worker thread that has none and never closes it. A loop left open is closed by its finalizer
+    whenever it is collected, at interpreter exit too ("unclosed event loop", a ResourceWarning); what
+    goes wrong there is printed as "Exception ignored in: <function BaseEventLoop.__del__>"."""
+    worker_loops: list[asyncio.AbstractEventLoop] = []
+
+    def give_the_worker_a_loop() -> None:
+        worker_loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(worker_loop)
+        worker_loops.append(worker_loop)
+
+    loop = asyncio.new_event_loop()
+    workers = ThreadPoolExecutor(thread_name_prefix="mock-monitor", initializer=give_the_worker_a_loop)
+    loop.set_default_executor(workers)
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        try:
+            # A failed program can leave tasks waiting on what never came; end them as asyncio.run does.
+            leftover = asyncio.all_tasks(loop)
+            for task in leftover:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            workers.shutdown(wait=True)
+            asyncio.set_event_loop(None)
+            loop.close()
+            for worker_loop in worker_loops:
+                worker_loop.close()
+
+
+def _register_stack_outputs() -> None:
+    """Send the program's exports as the root stack's outputs, as the SDK does when a program ends
+    (`set_mocks` made the stack and registered its outputs before the program exported anything)."""
+    stack = pulumi.runtime.get_root_resource()
+    if not isinstance(stack, Stack):
+        raise TypeError(f"the root resource is {stack!r}, not the stack set_mocks makes")
+    stack.register_outputs(stack.outputs)
 
 
 def run_program_into(
@@ -284,26 +352,37 @@ def run_program_into(
     into `result`; a program that fails raises its error, and `result` keeps what it registered before.
     `previous_outputs`: the stack outputs of the last `up` (none: a new stack)."""
     mocks = RecordingMocks(previous_outputs, failures, renewed)
-    # A run that failed leaves its RPCs and errors behind; start clean, as pulumi.runtime.test does.
-    settings.SETTINGS.rpc_manager.clear()
-    settings.SETTINGS.outputs.clear()
-    settings.set_root_resource(None)  # type: ignore[arg-type]
-    pulumi.runtime.set_mocks(
-        mocks, project=project, stack=result.stack, preview=False, monitor=RecordingMonitor(mocks, result, project)
-    )
-    # set_mocks made a root stack of its own; the program gets a fresh one, as under `pulumi up`.
-    settings.set_root_resource(None)  # type: ignore[arg-type]
-    runtime_config.set_all_config(to_pulumi_config(config), secret_keys or [])
     # The program imports its own packages, as `pulumi up` run in its directory would.
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
 
+    # `pulumi.runtime.test` runs the program, waits for every registration it started, and raises its error.
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def program() -> None:
-        runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+        try:
+            runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+        finally:
+            _register_stack_outputs()
 
-    asyncio.get_event_loop().set_exception_handler(_drop_duplicate_program_errors)
+    raised: list[BaseException] = []
     try:
-        _sync_await(run_in_stack(program))
+        with _event_loops() as loop:
+            loop.set_exception_handler(_duplicate_errors_dropped(raised))
+            # No root stack, settings or RPCs left from an earlier run (a failed run leaves them).
+            pulumi.runtime.reset_options(project=project, stack=result.stack)
+            pulumi.runtime.set_mocks(
+                mocks,
+                project=project,
+                stack=result.stack,
+                preview=False,
+                monitor=RecordingMonitor(mocks, result, project),
+            )
+            pulumi.runtime.set_all_config(to_pulumi_config(config), secret_keys or [])
+            try:
+                program()
+            except Exception as error:
+                raised.append(error)
+                raise
     finally:
         # A run leaves cycles of futures and RPC objects whose finalizers run Python code. Collected at
         # some later allocation, they can run in the middle of a `compile()` (CPython 3.11 then raises

@@ -1,16 +1,29 @@
 """The diff of every stack as Markdown for a pull-request comment: counts, a warning line per
-Elasticsearch node a change replaces or restarts, then the changed fields of each resource."""
+Elasticsearch workload a change replaces, restarts or scales in, a table of resources with what the
+engine does to each, then every changed field with its key path, old and new value.
+
+Values print in their natural type: numbers as the program wrote them (2048, not 2048.0), `true`,
+`null`, text as is (quoted only where it would read as another type), secrets as their digest.
+"""
 
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
-from review.diff import MISSING, FieldChange, ResourceChange, StackDiff
+import yaml
 
-MARKS = {"added": "+", "removed": "-", "changed": "~"}
-VALUE_WIDTH = 80
+from review.actions import fields_of
+from review.diff import MISSING, FieldChange, ResourceChange, StackDiff
+from review.documents import SECRET_MARK, natural
+
+MARKS = {"create": "+", "delete": "-", "replace": "-/+"}
+VALUE_WIDTH = 120
+FIELDS_SHOWN = 6
+URN = re.compile(r"^urn:pulumi:[^:]*::[^:]*::(?:[^$]*\$)*(?P<type>[^$]+?)::(?P<name>.*)$")
 
 
 def markdown(title: str, diffs: Iterable[StackDiff]) -> str:
@@ -29,23 +42,16 @@ def _stack_section(diff: StackDiff) -> list[str]:
         return lines
     if not diff.changes and not diff.outputs:
         return [*lines, "No changes.", ""]
-    lines.append(
-        f"{diff.count('added')} to add, {diff.count('changed')} to change, {diff.count('removed')} to remove; "
-        f"Elasticsearch workloads replaced or restarted: {len(diff.es_node_warnings())}."
-    )
-    lines.append("")
+    counts = ", ".join(f"{diff.count(action)} to {action}" for action in ("create", "update", "replace", "delete"))
+    lines += [f"{counts}; Elasticsearch workloads affected: {len(diff.es_node_warnings())}.", ""]
     for change in diff.es_node_warnings():
-        impact = f"`{change.name}` ({change.type}) {change.es_node_impact}"
-        lines.append(f"> :warning: **Elasticsearch node restart:** {impact}")
+        lines.append(f"> :warning: **Elasticsearch nodes:** `{change.name}` ({change.type}) {change.es_node_impact}")
     if diff.es_node_warnings():
         lines.append("")
-    lines += ["| | resource | type | changed fields |", "|---|---|---|---|"]
-    for change in diff.changes:
-        fields = ", ".join(f"`{f.path}`" for f in change.fields[:6])
-        if len(change.fields) > 6:
-            fields += f" and {len(change.fields) - 6} more"
-        lines.append(f"| {MARKS[change.kind]} | `{change.name}` | `{change.type}` | {fields} |")
-    lines.append("")
+    if diff.changes:
+        lines += ["| | resource | type | action | changed fields |", "|---|---|---|---|---|"]
+        lines += [_table_row(change) for change in diff.changes]
+        lines.append("")
     details = [line for change in diff.changes if change.fields for line in _field_details(change)]
     details += _output_details(diff.outputs)
     if details:
@@ -53,34 +59,76 @@ def _stack_section(diff: StackDiff) -> list[str]:
     return lines
 
 
+def _table_row(change: ResourceChange) -> str:
+    fields = fields_of(f.path for f in change.fields)
+    listed = ", ".join(f"`{path}`" for path in fields[:FIELDS_SHOWN])
+    if len(fields) > FIELDS_SHOWN:
+        listed += f" and {len(fields) - FIELDS_SHOWN} more"
+    mark = MARKS.get(change.action, "~")
+    return f"| {mark} | `{change.name}` | `{change.type}` | {change.action} | {listed} |"
+
+
 def _field_details(change: ResourceChange) -> list[str]:
-    lines = [f"@@ {change.name} ({change.type}) @@"]
+    lines = [f"@@ {change.name} ({change.type}): {change.action} @@"]
+    if change.note:
+        lines.append(f"  # {change.note}")
     for field_change in change.fields:
-        lines += _value_lines(field_change)
+        lines += value_lines(field_change)
     return lines
 
 
 def _output_details(outputs: list[FieldChange]) -> list[str]:
     if not outputs:
         return []
-    return ["@@ stack outputs @@", *(line for change in outputs for line in _value_lines(change))]
+    return ["@@ stack outputs @@", *(line for change in outputs for line in value_lines(change))]
 
 
-def _value_lines(change: FieldChange) -> list[str]:
+def value_lines(change: FieldChange) -> list[str]:
+    """The change as diff lines: `- path: old` and `+ path: new`, or a line diff of multi-line text."""
     before, after = change.before, change.after
-    if isinstance(before, str) and isinstance(after, str) and ("\n" in before or "\n" in after):
-        body = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=1)
-        changed = [line for line in list(body)[2:] if line and line[0] in "+- "]  # no file or hunk headers
-        return [f"  {change.path}:", *(f"{line[0]}     {line[1:]}" for line in changed)]
+    ignored = "  (ignoreChanges: not applied)" if change.ignored else ""
+    texts = [v for v in (before, after) if v is not MISSING]
+    if all(isinstance(v, str) for v in texts) and any("\n" in v for v in texts):
+        old = before.splitlines() if before is not MISSING else []
+        new = after.splitlines() if after is not MISSING else []
+        body = list(difflib.unified_diff(old, new, lineterm="", n=1))[2:]  # no file headers
+        changed = [line for line in body if line and line[0] in "+- "]
+        return [f"  {change.path}:{ignored}", *(f"{line[0]}     {line[1:]}" for line in changed)]
     lines = []
     if before is not MISSING:
-        lines.append(f"- {change.path}: {_short(before)}")
+        lines.append(f"- {change.path}: {natural_text(before)}{ignored}")
     if after is not MISSING:
-        lines.append(f"+ {change.path}: {_short(after)}")
+        lines.append(f"+ {change.path}: {natural_text(after)}{ignored}")
     return lines
 
 
-def _short(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else value
+def natural_text(value: Any) -> str:
+    """One value as a reader expects it: YAML-like scalars, JSON for lists and mappings, URNs as `name (type)`."""
+    value = natural(value)
+    if isinstance(value, str):
+        if SECRET_MARK.match(value):
+            return value
+        if match := URN.match(value):
+            return _short(f"{match['name']} ({match['type']})")
+        return _short(value if _reads_as_text(value) else json.dumps(value, ensure_ascii=False))
+    if isinstance(value, (dict, list)):
+        return _short(json.dumps(value, ensure_ascii=False, default=str))
+    return _short(json.dumps(value, default=str))  # true, false, null and numbers
+
+
+def _reads_as_text(text: str) -> bool:
+    if not text or text != text.strip():
+        return False
+    try:
+        return isinstance(yaml.safe_load(text), str)
+    except yaml.YAMLError:
+        return True
+
+
+def _short(text: str) -> str:
+    """At most VALUE_WIDTH characters, cut in the middle: both ends of a long value stay readable."""
     text = text.replace("\n", "\\n")
-    return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
+    if len(text) <= VALUE_WIDTH:
+        return text
+    keep = (VALUE_WIDTH - 1) // 2
+    return text[:keep] + "…" + text[-keep:]

@@ -18,7 +18,7 @@ from review.__main__ import diff_trees, main
 from review.diff import StackDiff, diff_stack
 from review.documents import SECRET_MARK, documents, dump
 from review.report import markdown
-from review.stacks import SECRET_PLACEHOLDER, read_stack_file, stack_names
+from review.stacks import SECRET_PLACEHOLDER, read_stack_file, secret_placeholder, stack_config, stack_names
 from tests.harness import PROJECT, ROOT, read_stack_config, render
 
 PROGRAM = ("__main__.py", "Pulumi.yaml", "escluster", "components", "targets")
@@ -53,19 +53,29 @@ def test_a_render_is_sorted_yaml_with_one_document_per_resource() -> None:
     assert statefulset["parent"].endswith("ElasticsearchNodeSet::prod-es")
 
 
-def test_secrets_show_as_the_mark_and_never_as_values() -> None:
+def test_secrets_show_as_their_digest_and_never_as_values() -> None:
     config = read_stack_config("dev")
     config[f"{PROJECT}:security"] = {"elastic_password": "configured-elastic-pw"}
     result = render("dev", config, secret_keys=[f"{PROJECT}:security"])
     text = dump(documents(result))
     generated = [f"generated-{r.name}" for r in result.of_type("random:index/randomPassword:RandomPassword")]
-    for value in ["configured-elastic-pw", *generated]:
+    private_key = result.named("dev-es-0-key").outputs["private_key_pem"]
+    for value in ["configured-elastic-pw", *generated, private_key, private_key.splitlines()[1]]:
         assert value not in text
     stack = next(yaml.safe_load_all(text))
-    assert stack["outputs"]["elastic_password"] == SECRET_MARK
-    # A private key goes only into secret inputs: the mark stands where it would be.
+    assert SECRET_MARK.match(stack["outputs"]["elastic_password"])
+    # A private key goes only into secret inputs: its digest stands where it would be.
     container = next(d for d in yaml.safe_load_all(text) if d.get("name") == "dev-es-0" and d["custom"])
-    assert SECRET_MARK in [upload.get("content") for upload in container["inputs"]["uploads"]]
+    key_upload = next(u for u in container["inputs"]["uploads"] if u["file"].endswith("dev-es-0.key"))
+    assert SECRET_MARK.match(key_upload["content"])
+
+
+def test_numbers_render_in_their_natural_type() -> None:
+    """The engine carries every number as a double; the render writes 2048, not 2048.0."""
+    docs = list(yaml.safe_load_all(dump(documents(render("dev")))))
+    container = next(d for d in docs if d.get("name") == "dev-es-0" and d["custom"])
+    assert container["inputs"]["memory"] == 2048 and isinstance(container["inputs"]["memory"], int)
+    assert "2048.0" not in dump(docs)
 
 
 def test_encrypted_stack_values_become_secret_placeholders(tmp_path: Path) -> None:
@@ -75,10 +85,51 @@ def test_encrypted_stack_values_become_secret_placeholders(tmp_path: Path) -> No
     config[f"{PROJECT}:security"] = {"elastic_password": {"secure": "v1:c2VhbGVk"}, "cert_validity_days": 90}
     stack_file.write_text(yaml.safe_dump({"config": config}))
     values, secret_keys = read_stack_file(stack_file)
-    assert values[f"{PROJECT}:security"] == {"elastic_password": SECRET_PLACEHOLDER, "cert_validity_days": 90}
+    placeholder = secret_placeholder("v1:c2VhbGVk")
+    assert placeholder.startswith(SECRET_PLACEHOLDER) and placeholder != secret_placeholder("v1:b3RoZXI=")
+    assert values[f"{PROJECT}:security"] == {"elastic_password": placeholder, "cert_validity_days": 90}
     assert secret_keys == [f"{PROJECT}:security"]
     text = dump(documents(render("dev", values, secret_keys=secret_keys)))
     assert SECRET_PLACEHOLDER not in text and "v1:c2VhbGVk" not in text
+
+
+def test_stack_config_takes_the_project_defaults_under_the_stack_values(tmp_path: Path) -> None:
+    """Pulumi.yaml `config:` (Pulumi's "Project file reference"): `key: value`, `key: {value: …}` and
+    `key: {type, default}` give every stack a value; a key the stack file sets replaces it whole."""
+    project = {
+        "name": "p",
+        "runtime": "python",
+        "config": {
+            "count": 2,
+            "exposure": {"value": {"http_port": 9400}},
+            "target": {"type": "string", "default": "docker"},
+            "label": {"type": "string"},
+            "kubernetes:context": "lab",
+        },
+    }
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    (tmp_path / "Pulumi.s.yaml").write_text(yaml.safe_dump({"config": {"p:count": 3, "exposure": {"bind": "x"}}}))
+    values, _ = stack_config(tmp_path, "s")
+    assert values == {
+        "p:count": 3,
+        "p:exposure": {"bind": "x"},
+        "p:target": "docker",
+        "kubernetes:context": "lab",
+    }
+
+
+def test_the_render_reads_the_project_defaults(tmp_path: Path) -> None:
+    copy_program(tmp_path)
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    project["config"]["exposure"] = {"value": {"bind_address": "127.0.0.1", "http_port": 9400}}
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    del stack["config"][f"{PROJECT}:exposure"], stack["config"][f"{PROJECT}:target"]  # both from Pulumi.yaml
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(stack))
+    command = [sys.executable, "-m", "review", "render", "--root", str(tmp_path), "--stack", "dev"]
+    run = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+    container = next(d for d in yaml.safe_load_all(run.stdout) if d.get("name") == "dev-es-0" and d["custom"])
+    assert container["inputs"]["ports"][0]["external"] == 9400
 
 
 # --- diffs: the program copied into a git repository, one commit as the base, edits in its work tree
@@ -165,12 +216,23 @@ def test_a_heap_change_reports_every_elasticsearch_node_restarting(project: Path
         assert len(warnings) == ES_WORKLOADS[stack], stack
         for change in warnings:
             assert any("Xmx512m" in str(f.after) for f in change.fields), change
-            assert f"**Elasticsearch node restart:** `{change.name}`" in report
-    assert "rolling restart of every pod (pod-template change" in str(
-        diffs["prod"].es_node_warnings()[0].es_node_impact
-    )
-    assert all("task restarted" in str(c.es_node_impact) for c in diffs["staging"].es_node_warnings())
-    assert all("replaced (container input change" in str(c.es_node_impact) for c in diffs["lab"].es_node_warnings())
+            assert f"**Elasticsearch nodes:** `{change.name}`" in report
+    # prod's StatefulSet is OnDelete: the program's roll restarts the pods.
+    (statefulset,) = diffs["prod"].es_node_warnings()
+    assert statefulset.action == "update (restarts nodes)"
+    assert str(statefulset.es_node_impact).startswith("pods restart one at a time (OnDelete) (pod-template change")
+    assert all(c.action == "update (restarts node)" for c in diffs["staging"].es_node_warnings())
+    assert all(c.action == "replace" for c in diffs["lab"].es_node_warnings())
+
+
+def test_an_unknown_stack_is_an_error_that_lists_the_stacks(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("diff", "render"):
+        base = ["--base", "HEAD"] if command == "diff" else []
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--root", str(project), *base, "--stack", "nosuch"])
+        assert exited.value.code == 2
+        error = capsys.readouterr().err
+        assert "nosuch" in error and f"the stacks there are: {', '.join(STACKS)}" in error
 
 
 def test_a_broken_config_in_the_change_is_reported_and_fails_the_command(
@@ -213,7 +275,8 @@ def remove(doc: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("stack", "name", "edit", "restarts"),
     [
-        ("dev", "dev-es-0", lambda d: d["inputs"].update(memory=4096), True),
+        ("dev", "dev-es-0", lambda d: d["inputs"].update(memory=4096), False),
+        ("dev", "dev-es-0", lambda d: d["inputs"].update(envs=["ES_JAVA_OPTS=-Xms2g -Xmx2g"]), True),
         ("dev", "dev-es-0", lambda d: d["options"].update(protect=True), False),
         ("dev", "dev-es-0", lambda d: d.update(provider="urn:other::id"), True),
         ("dev", "dev-es-0", remove, True),
@@ -225,12 +288,14 @@ def remove(doc: dict[str, Any]) -> None:
         ("prod", "prod-es", lambda d: d["inputs"]["spec"].update(replicas=2), True),
         ("prod", "prod-es", lambda d: d["inputs"]["spec"].update(replicas=0), True),
         ("prod", "prod-es", lambda d: d["inputs"]["spec"]["updateStrategy"].update(type="RollingUpdate"), False),
-        ("prod", "prod-es", lambda d: d["inputs"]["spec"]["volumeClaimTemplates"][0]["spec"].update(x=1), True),
+        ("prod", "prod-es", lambda d: d["inputs"]["spec"].update(serviceName="other"), True),
+        ("prod", "prod-es", lambda d: d["inputs"]["spec"]["volumeClaimTemplates"][0]["spec"].update(x=1), False),
         ("prod", "prod-es", lambda d: d["inputs"]["spec"]["template"]["spec"].update(priorityClassName="x"), True),
         ("prod", "prod-kibana", lambda d: d["inputs"]["spec"]["template"]["spec"].update(priorityClassName="x"), False),
     ],
     ids=[
-        "container input",
+        "container memory (in place)",
+        "container env",
         "container option only",
         "container provider",
         "container removed",
@@ -243,6 +308,7 @@ def remove(doc: dict[str, Any]) -> None:
         "statefulset scale to zero",
         "statefulset update strategy",
         "statefulset immutable field",
+        "statefulset claim templates (ignoreChanges)",
         "statefulset pod template",
         "kibana deployment template",
     ],
@@ -270,3 +336,27 @@ def test_a_base_that_cannot_be_rendered_is_reported(tmp_path: Path) -> None:
     assert diff.stack == "dev" and diff.head_error is None
     assert diff.base_error is not None and "Pulumi.yaml" in diff.base_error
     assert ":x: **Render failed at base:**" in markdown("t", [diff])
+
+
+def test_a_password_set_anew_with_pulumi_config_shows_as_a_changed_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pulumi config set --secret` writes a new ciphertext: the diff shows the secret changed, never a value."""
+
+    def stack_file_with(ciphertext: str) -> None:
+        stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+        stack["config"][f"{PROJECT}:security"] = {"elastic_password": {"secure": ciphertext}}
+        (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(stack))
+
+    copy_program(tmp_path)
+    stack_file_with("v1:b2xkLXBhc3N3b3Jk")
+    commit_all(tmp_path, "base")
+    stack_file_with("v1:bmV3LXBhc3N3b3Jk")
+    assert main(["diff", "--root", str(tmp_path), "--base", "HEAD", "--stack", "dev"]) == 0
+    report = capsys.readouterr().out
+    assert "No changes." not in report
+    (before,) = [line for line in report.splitlines() if line.startswith("- outputs.elastic_password: ")]
+    (after,) = [line for line in report.splitlines() if line.startswith("+ outputs.elastic_password: ")]
+    assert SECRET_MARK.match(before.split(": ")[1]) and SECRET_MARK.match(after.split(": ")[1])
+    for text in ("v1:b2xk", "v1:bmV3", SECRET_PLACEHOLDER):
+        assert text not in report
