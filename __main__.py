@@ -3,7 +3,7 @@ refuse unsafe changes, plan, deploy, export."""
 
 import pulumi
 
-from components.credentials import StackCredentials
+from components.shared.credentials import StackCredentials
 from escluster.changes import decide
 from escluster.k8s_plan import build_kubernetes_plan
 from escluster.load import check_changes, kubernetes_access, load_stack_config, previous_state

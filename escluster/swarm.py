@@ -1,6 +1,6 @@
 """Docker Swarm config and placement: which swarm node each ES node is pinned to, by which labels.
 
-Pure Python. The program applies the labels itself (see components/swarm_stack.py).
+Pure Python. The program applies the labels itself (see components/swarm/stack.py).
 """
 
 from __future__ import annotations

@@ -9,14 +9,14 @@ from dataclasses import dataclass, replace
 import pulumi
 import pulumi_docker as docker
 
-from components.certificates import ClusterCertificates
-from components.cluster_tasks import ClusterTasks
-from components.credentials import StackCredentials
-from components.docker_common import remote_image
-from components.elasticsearch_node import ElasticsearchNode
-from components.kibana import KibanaPair
-from components.rolling import RollingUpdates, container_ca_checks, spec_digest, task_stdin
-from components.setup_job import SetupJob
+from components.docker.cluster_tasks import ClusterTasks
+from components.docker.common import remote_image
+from components.docker.elasticsearch_node import ElasticsearchNode
+from components.docker.kibana import KibanaPair
+from components.docker.rolling import RollingUpdates, container_ca_checks, spec_digest, task_stdin
+from components.docker.setup_job import SetupJob
+from components.shared.certificates import ClusterCertificates
+from components.shared.credentials import StackCredentials
 from escluster.engines import LOCAL_ENGINE, Engine, parse_engine
 from escluster.plan import ES_IMAGE, ClusterPlan, HostPlan, NodePlan
 from targets import StackOutputs

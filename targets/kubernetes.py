@@ -5,14 +5,14 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.certificates import ClusterCertificates
-from components.credentials import StackCredentials
-from components.k8s_elasticsearch import ElasticsearchNodeSet
-from components.k8s_kibana import KibanaDeployment
-from components.k8s_objects import manifest, pod_security_labels
-from components.k8s_rolling import KubernetesRoll
-from components.k8s_setup_job import KubernetesSetupJob
-from components.metallb import MetalLBPool
+from components.kubernetes.elasticsearch import ElasticsearchNodeSet
+from components.kubernetes.kibana import KibanaDeployment
+from components.kubernetes.metallb import MetalLBPool
+from components.kubernetes.objects import manifest, pod_security_labels
+from components.kubernetes.rolling import KubernetesRoll
+from components.kubernetes.setup_job import KubernetesSetupJob
+from components.shared.certificates import ClusterCertificates
+from components.shared.credentials import StackCredentials
 from escluster.k8s_plan import KubernetesPlan
 from escluster.plan import HTTP_PORT, KIBANA_PORT, TRANSPORT_PORT
 from escluster.scripts import curl_config_user

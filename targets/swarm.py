@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import pulumi
 
-from components.certificates import ClusterCertificates
-from components.credentials import StackCredentials
-from components.rolling import container_ca_checks
-from components.swarm_stack import SwarmStack, swarm_tasks
+from components.docker.rolling import container_ca_checks
+from components.shared.certificates import ClusterCertificates
+from components.shared.credentials import StackCredentials
+from components.swarm.stack import SwarmStack, swarm_tasks
 from escluster.engines import parse_engine
 from escluster.plan import ClusterPlan
 from escluster.swarm import Swarm

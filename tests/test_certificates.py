@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import certificates as certificates_module
+from components.shared import certificates as certificates_module
 from escluster import changes
 from escluster.changes import CaPlan
 from escluster.state import ClusterState

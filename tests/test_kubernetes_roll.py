@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from components.k8s_objects import SKIP_AWAIT_ANNOTATION
+from components.kubernetes.objects import SKIP_AWAIT_ANNOTATION
 from escluster.rolling import ALLOCATION_ENABLE
 from escluster.security import ADMIN_USER
 from tests import rules

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from components.metallb import BASH
+from components.kubernetes.metallb import BASH
 from escluster.engines import engine_command, parse_engine
 from tests import rules
 from tests.conftest import rendered

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from components.k8s_objects import PATCH_FORCE_ANNOTATION, REPLACE_UNREADY_ANNOTATION, TIMEOUT_ANNOTATION
+from components.kubernetes.objects import PATCH_FORCE_ANNOTATION, REPLACE_UNREADY_ANNOTATION, TIMEOUT_ANNOTATION
 from escluster.k8s_plan import CERTS_DIR, STATEFULSET_BASE_TIMEOUT_SECONDS, STATEFULSET_PER_POD_TIMEOUT_SECONDS
 from tests.conftest import rendered
 from tests.contracts.conditions import k8s_object_name, k8s_pod_spec

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from components.swarm_objects import AUTONAME_SUFFIX
+from components.swarm.objects import AUTONAME_SUFFIX
 from tests import rules_swarm
 from tests.conftest import rendered
 from tests.harness import Render, stacks_of_target

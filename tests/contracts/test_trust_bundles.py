@@ -11,7 +11,7 @@ runtimes (the JDK, Node.js, curl) with real certificates.
   every PEM certificate in each string (nodejs `tls.createSecureContext`, `ca`).
 - The setup step and the roll's tasks: `curl --cacert FILE` (OpenSSL, every certificate of the file).
 
-The bundles are made by `components.certificates.trust_bundle`, as the program makes them. The properties
+The bundles are made by `components.shared.certificates.trust_bundle`, as the program makes them. The properties
 the CA rotation rests on (tests/test_certificates.py): a bundle of two CAs trusts what either signed; a
 CA renewed from the same key and subject trusts what the old one signed; another key under the same
 subject does not.
@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from components.certificates import trust_bundle
+from components.shared.certificates import trust_bundle
 
 TRUST_CHECK = Path(__file__).parent / "data" / "TrustCheck.java"
 NOW = datetime.datetime.now(datetime.UTC)

@@ -23,8 +23,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import component_type
-from components.certificates import IssuedCertificate
-from components.k8s_objects import PATCH_FORCE_ANNOTATION, SKIP_AWAIT_ANNOTATION, await_timeout, manifest
+from components.kubernetes.objects import PATCH_FORCE_ANNOTATION, SKIP_AWAIT_ANNOTATION, await_timeout, manifest
+from components.shared.certificates import IssuedCertificate
 from escluster.k8s_plan import CERTS_DIR, POD_NAME_ENV, PROBE_DIR, GroupPlan, KubernetesPlan
 from escluster.plan import ES_CONFIG_DIR, ES_DATA_DIR, ES_IMAGE, HTTP_PORT, TRANSPORT_PORT, render_yaml
 from escluster.scripts import es_readiness_script
@@ -121,7 +121,7 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
             # Parallel: an OrderedReady start deadlocks, as pod 0 waits for a cluster that needs pod 1.
             "podManagementPolicy": "Parallel",
             # A new template restarts no pod by itself: the roll task restarts them one at a time
-            # across every StatefulSet (components/k8s_rolling.py), as ECK does.
+            # across every StatefulSet (components/kubernetes/rolling.py), as ECK does.
             "updateStrategy": {"type": "OnDelete"},
             "selector": {"matchLabels": labels},
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
@@ -218,7 +218,7 @@ class ElasticsearchNodeSet(pulumi.ComponentResource):
                     "labels": labels,
                     "annotations": {
                         **await_timeout(group.await_timeout_seconds),
-                        # A formed cluster's roll waits for the pods itself (components/k8s_rolling.py).
+                        # A formed cluster's roll waits for the pods itself (components/kubernetes/rolling.py).
                         **({SKIP_AWAIT_ANNOTATION: "true"} if plan.lifecycle.formed else {}),
                     },
                 }

@@ -2,7 +2,7 @@
 
 Through the manager's engine it labels the swarm nodes, creates an attachable overlay network, runs
 one service per ES node (one replica, dnsrr, its own named volume) and Kibana; the setup step joins the
-overlay as a throwaway container (components/setup_job.py). Settings and certificates are swarm
+overlay as a throwaway container (components/docker/setup_job.py). Settings and certificates are swarm
 configs; keys, the program's users and Kibana's keystore values are swarm secrets, never env.
 """
 
@@ -15,12 +15,12 @@ import pulumi
 import pulumi_docker as docker
 
 from components import component_type
-from components.certificates import ClusterCertificates
-from components.cluster_tasks import ClusterTasks
-from components.credentials import StackCredentials
-from components.rolling import RollingUpdates, spec_digest, task_stdin
-from components.setup_job import SetupJob
-from components.swarm_objects import config_file, node_label, secret_file
+from components.docker.cluster_tasks import ClusterTasks
+from components.docker.rolling import RollingUpdates, spec_digest, task_stdin
+from components.docker.setup_job import SetupJob
+from components.shared.certificates import ClusterCertificates
+from components.shared.credentials import StackCredentials
+from components.swarm.objects import config_file, node_label, secret_file
 from escluster.engines import parse_engine
 from escluster.plan import (
     ES_CONFIG_DIR,

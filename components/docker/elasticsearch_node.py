@@ -8,8 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import component_type
-from components.certificates import IssuedCertificate
-from components.docker_common import (
+from components.docker.common import (
     attach_to,
     health_gated,
     megabytes,
@@ -18,6 +17,7 @@ from components.docker_common import (
     published_port,
     secret_file,
 )
+from components.shared.certificates import IssuedCertificate
 from escluster.plan import ES_CONFIG_DIR, ES_DATA_DIR, HTTP_PORT, NodePlan, render_yaml
 from escluster.scripts import es_healthcheck
 from escluster.security import roles_file, users_roles_file

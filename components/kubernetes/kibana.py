@@ -14,8 +14,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import component_type
-from components.k8s_objects import await_timeout, manifest
-from components.k8s_setup_job import job_await_seconds
+from components.kubernetes.objects import await_timeout, manifest
+from components.kubernetes.setup_job import job_await_seconds
 from escluster.k8s_plan import KubernetesPlan
 from escluster.plan import KIBANA_CONFIG_DIR, KIBANA_IMAGE, KIBANA_PORT, render_yaml
 from escluster.scripts import KIBANA_SECRET_DIR, keystore_value, kibana_healthcheck, kibana_start_script

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import component_type
-from components.k8s_objects import REPLACE_UNREADY_ANNOTATION, await_timeout, manifest
+from components.kubernetes.objects import REPLACE_UNREADY_ANNOTATION, await_timeout, manifest
 from escluster.k8s_plan import KubernetesPlan
 from escluster.plan import ES_IMAGE
 from escluster.scripts import (

@@ -2,7 +2,7 @@
 
 Pulumi runs independent steps in parallel; a resource waits only for the ones it depends on (its
 registration waits for their steps to finish). So, on a formed cluster, a chain of cluster tasks
-(components/cluster_tasks.py, scripts in escluster/rolling.py):
+(components/docker/cluster_tasks.py, scripts in escluster/rolling.py):
 
     exclusions (to the nodes leaving) → drain (of this run's removed nodes) → baseline (health before)
       → prepare(node 1) → node 1 → gate(node 1) → prepare(node 2) → node 2 → gate(node 2) → …
@@ -25,8 +25,8 @@ import pulumi
 import pulumi_command as command
 
 from components import component_type
-from components.certificates import CaChecks
-from components.cluster_tasks import TASK_DIR, ClusterTasks
+from components.docker.cluster_tasks import TASK_DIR, ClusterTasks
+from components.shared.certificates import CaChecks
 from escluster.ca_checks import issuer_check_script
 from escluster.changes import Lifecycle, is_master, rollout_order
 from escluster.plan import NodePlan

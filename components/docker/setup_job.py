@@ -1,5 +1,5 @@
 """SetupJob (Docker and Swarm): the one-shot step that sets the `elastic` and `kibana_system` passwords,
-as a cluster task (components/cluster_tasks.py): it runs again whenever a password, the CA or the nodes
+as a cluster task (components/docker/cluster_tasks.py): it runs again whenever a password, the CA or the nodes
 change, and a failure never wedges the stack. The script retries until the cluster answers, and on
 giving up says what to do.
 """
@@ -12,7 +12,7 @@ import pulumi
 import pulumi_command as command
 
 from components import component_type
-from components.cluster_tasks import TASK_DIR, ClusterTasks
+from components.docker.cluster_tasks import TASK_DIR, ClusterTasks
 from escluster.scripts import CLUSTER_UUID_PREFIX, SetupFiles, read_setup_stdin, setup_script, setup_stdin
 
 SETUP_FILES = SetupFiles(TASK_DIR)

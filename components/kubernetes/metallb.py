@@ -21,7 +21,7 @@ import pulumi_command as command
 import pulumi_kubernetes as k8s
 
 from components import component_type
-from components.k8s_objects import manifest, pod_security_labels
+from components.kubernetes.objects import manifest, pod_security_labels
 from escluster.kubernetes import ClusterAccess, MetalLB, Pool
 
 METALLB_API = "metallb.io/v1beta1"

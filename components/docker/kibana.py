@@ -8,7 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import component_type
-from components.docker_common import (
+from components.docker.common import (
     attach_to,
     health_gated,
     megabytes,
