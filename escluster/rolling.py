@@ -98,6 +98,13 @@ def kubectl_preamble(kubectl: Sequence[str], selector: str, ca_file: str) -> str
     one being restarted)."""
     request = _POD_REQUEST.format(timeout=CURL_TIMEOUT_SECONDS, ca=ca_file)
     return f"""set -u
+# Run locally: associative arrays and empty arrays under set -u need bash 4.4 (macOS ships 3.2), and the
+# version check needs sort -V (GNU coreutils).
+if [ "${{BASH_VERSINFO[0]}}" -lt 4 ] || {{ [ "${{BASH_VERSINFO[0]}}" = 4 ] && [ "${{BASH_VERSINFO[1]}}" -lt 4 ]; }} ||
+  ! printf '1\n2\n' | sort -V > /dev/null 2>&1; then
+  echo "this step needs bash 4.4 or newer and a sort with -V (on macOS: brew install bash coreutils)" >&2
+  exit 1
+fi
 IFS= read -r ADMIN_LINE
 AVOID_POD=
 K=({" ".join(_q(word) for word in kubectl)})
@@ -336,6 +343,8 @@ def prepare_script(
     one_master_at_a_time); wait until no shard moves, hold replicas where they are, and flush (`url`: the
     node's own address, to tell a node that is down). Prints a line that differs on every run, so the
     node's gate (which takes it as an input) runs whenever its prepare did."""
+    if not version:
+        raise ValueError("prepare_script needs the version the change goes to")
     masters = "".join(f" {_q(m)}" for m in other_masters)
     return f"prepare_node {_q(node)} {_q(url)} {timeout_seconds} {_q(version)}{masters}\n"
 
@@ -360,7 +369,8 @@ def exclusions_script(leaving: Sequence[LeavingNode], lingering: Sequence[Leavin
     return f"""present=$(node_names) || fail "could not list the cluster's nodes; no exclusion was changed"
 # Replicas held by a run that stopped between a prepare and its gate would keep any drain from moving them
 # (EnableAllocationDecider: PRIMARIES refuses replicas); no node is being restarted now.
-[ "$(allocation)" = primaries ] && set_allocation null
+enable=$(allocation) || exit 1
+[ "$enable" = primaries ] && set_allocation null
 wanted={_q(leaving_list)}
 still=
 for name in {names}; do
@@ -455,7 +465,7 @@ restart_pod() {{  # POD STATEFULSET: prepare, delete, wait for it on the new rev
     *" $2 "*) for m in "${{master_pods[@]}}"; do [ "$m" = "$pod" ] || others+=("$m"); done ;;
   esac
   wait_health "$status" "$unassigned" {upgrading} $((SECONDS + {timeout_seconds})) "before restarting $pod"
-  prepare_node "$pod" "" {timeout_seconds} {_q(version)} "${{others[@]}}"
+  prepare_node "$pod" "" {timeout_seconds} {_q(version)} ${{others[@]+"${{others[@]}}"}}
   # From here on the pod's own answers do not count.
   AVOID_POD=$pod
   {kubectl} delete pod "$pod" --ignore-not-found --wait=true --timeout={timeout_seconds}s > /dev/null ||
@@ -480,7 +490,10 @@ for pass in unready all; do
       # A pod that does not exist is made from the current template; the wait below covers it.
       [ -z "$current" ] || [ "$current" = "${{update[$sts]}}" ] && continue
       if [ "$pass" = unready ]; then
-        [ "$({kubectl} get pod "$pod" -o jsonpath='{ready}' 2> /dev/null)" = true ] && node_present "$pod" && continue
+        # Out: not ready, or not listed by a cluster that answers (no answer is not "out": a pod with quorum
+        # lost still answers its probe, and the masters that restore it must not wait behind it).
+        [ "$({kubectl} get pod "$pod" -o jsonpath='{ready}' 2> /dev/null)" = true ] &&
+          [ "$(node_state "$pod")" != absent ] && continue
       fi
       restart_pod "$pod" "$sts"
     done
@@ -497,7 +510,8 @@ for sts in {sets}; do
     done
   done
 done
-[ "$(allocation)" = primaries ] && set_allocation null
+enable=$(allocation) || exit 1
+[ "$enable" = primaries ] && set_allocation null
 wait_health "$status" "$unassigned" {upgrading} $((SECONDS + {timeout_seconds})) "after the roll"
 echo "every pod runs its StatefulSet's current template and is in the cluster"
 """

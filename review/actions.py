@@ -216,7 +216,8 @@ def _kubernetes(
     replaces = KUBERNETES_METADATA_REPLACES + KUBERNETES_REPLACES.get((group or "core", version, kind), [])
     mutable = kind in MUTABLE_SETTING and str(provider.get(MUTABLE_SETTING[kind])).lower() == "true"
     if mutable and get_path(after, "inputs", "immutable") is not True:
-        replaces = KUBERNETES_METADATA_REPLACES
+        # A Secret's `type` stays forceNew under enableSecretMutable.
+        replaces = KUBERNETES_METADATA_REPLACES + (["type"] if kind == "Secret" else [])
     if replacing := [p for p in inputs if under(p, replaces)]:
         return _replaced(after, es, replacing)
     if after.get("type") not in (STATEFULSET, DEPLOYMENT):

@@ -16,13 +16,46 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from elastic_policy.workloads import CONTAINER
+from elastic_policy.workloads import CONTAINER, SWARM_SERVICE
 from review import actions
 
-# Lists whose order means nothing to the engine or the provider (docker `env` is a Terraform set).
+# Lists whose order means nothing to the engine or the provider: the `TypeSet` attributes of
+# kreuzwerker/terraform-provider-docker (resource_docker_container.go, resource_docker_service.go), which
+# pulumi-docker bridges, and the engine's option lists.
 SET_LISTS: dict[str | None, tuple[str, ...]] = {
     None: ("options.dependsOn", "options.ignoreChanges", "options.replaceOnChanges", "options.aliases"),
-    CONTAINER: ("inputs.envs",),
+    CONTAINER: tuple(
+        f"inputs.{name}"
+        for name in (
+            "envs",
+            "uploads",
+            "volumes",
+            "labels",
+            "networksAdvanced",
+            "ulimits",
+            "hosts",
+            "mounts",
+            "dns",
+            "dnsOpts",
+            "dnsSearches",
+            "devices",
+            "capabilities.adds",
+            "capabilities.drops",
+        )
+    ),
+    SWARM_SERVICE: tuple(
+        f"inputs.{name}"
+        for name in (
+            "labels",
+            "taskSpec.containerSpec.configs",
+            "taskSpec.containerSpec.secrets",
+            "taskSpec.containerSpec.mounts",
+            "taskSpec.containerSpec.labels",
+            "taskSpec.containerSpec.hosts",
+            "taskSpec.placement.constraints",
+            "taskSpec.networksAdvanceds",
+        )
+    ),
 }
 # Fields that identify an item of a list of objects, tried in this order.
 ITEM_KEYS = ("name", "file", "fileName", "containerPath", "mountPath", "target", "label", "key")
@@ -110,7 +143,8 @@ def _canonical(value: Any) -> str:
 
 
 def _compare_lists(before: list[Any], after: list[Any], path: str, sets: tuple[str, ...]) -> list[FieldChange]:
-    if path in sets:
+    unordered = path in sets
+    if unordered and not _item_key(before, after):
         old, new = {_canonical(v): v for v in before}, {_canonical(v): v for v in after}
         return [
             *(FieldChange(path, old[key], MISSING) for key in sorted(old.keys() - new.keys())),
@@ -127,7 +161,7 @@ def _compare_lists(before: list[Any], after: list[Any], path: str, sets: tuple[s
             )
         ]
         shared = [n for n in old_items if n in new_items]
-        if shared != [n for n in new_items if n in old_items]:  # same items, another order
+        if not unordered and shared != [n for n in new_items if n in old_items]:  # same items, another order
             changes.append(FieldChange(f"{path} (order of {key})", shared, [n for n in new_items if n in old_items]))
         return changes
     return [

@@ -6,10 +6,11 @@ Mock outputs are a pure function of a resource's inputs, as a real provider's ar
 matter downstream: a changed certificate request gives a new certificate, a changed swarm config a
 new config id, a new image reference a new image id.
 
-The run uses the SDK's documented unit-test API (`pulumi.runtime.set_mocks`, `Mocks`, `test`), except in
-one place: `RecordingMonitor`, the mock monitor `set_mocks(monitor=...)` takes, reads each resource's
-options from the engine's RegisterResourceRequest, which `MockResourceArgs` does not carry
-(tests/test_mockrun.py fails, naming what moved, when an SDK release changes that).
+The run uses the SDK's documented unit-test API (`pulumi.runtime.set_mocks`, `Mocks`, `test`), except for
+two internals the SDK exports but does not document: `RecordingMonitor` subclasses `MockMonitor` (what
+`set_mocks(monitor=...)` takes) to read each resource's options from the engine's RegisterResourceRequest,
+which `MockResourceArgs` does not carry, and `_register_stack_outputs` reads the root `Stack`'s outputs.
+tests/test_mockrun.py fails, naming what moved, when an SDK release changes either.
 """
 
 from __future__ import annotations

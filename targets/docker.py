@@ -13,10 +13,11 @@ from components.docker.cluster_tasks import ClusterTasks
 from components.docker.common import remote_image
 from components.docker.elasticsearch_node import ElasticsearchNode
 from components.docker.kibana import KibanaPair
-from components.docker.rolling import RollingUpdates, container_ca_checks, spec_digest, task_stdin
+from components.docker.rolling import RollingUpdates, container_ca_checks, task_stdin
 from components.docker.setup_job import SetupJob
 from components.shared.certificates import ClusterCertificates
 from components.shared.credentials import StackCredentials
+from components.shared.digest import spec_digest
 from escluster.engines import LOCAL_ENGINE, Engine, parse_engine
 from escluster.plan import ES_IMAGE, ClusterPlan, HostPlan, NodePlan
 from targets import StackOutputs
@@ -75,6 +76,19 @@ def engine_for(plan: ClusterPlan, host: HostPlan | None) -> EngineResources:
     return EngineResources(options, network, es_image)
 
 
+def container_certificates(plan: ClusterPlan, tasks: ClusterTasks) -> ClusterCertificates:
+    """The CA and node certificates of a Docker or Swarm cluster; a CA rotation's last step asks the nodes
+    that run (through the cluster tasks) which CA signed their certificates."""
+    return ClusterCertificates(
+        f"{plan.cluster_name}-certs",
+        plan.cluster_name,
+        plan.nodes,
+        plan.cert_validity_hours,
+        ca=plan.lifecycle.ca,
+        checks=container_ca_checks(replace(tasks, es_urls=plan.running_urls), plan.lifecycle.ca.issuing),
+    )
+
+
 def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
     engines = {host.name: engine_for(plan, host) for host in plan.hosts} or {LOCAL: engine_for(plan, None)}
 
@@ -92,14 +106,7 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
         image=f"{ES_IMAGE}:{plan.version}",
         es_urls=plan.es_urls,
     )
-    certificates = ClusterCertificates(
-        f"{plan.cluster_name}-certs",
-        plan.cluster_name,
-        plan.nodes,
-        plan.cert_validity_hours,
-        ca=plan.lifecycle.ca,
-        checks=container_ca_checks(replace(tasks, es_urls=plan.running_urls), plan.lifecycle.ca.issuing),
-    )
+    certificates = container_certificates(plan, tasks)
     rolling = RollingUpdates(
         f"{plan.cluster_name}-rolling",
         nodes=plan.nodes,

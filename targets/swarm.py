@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pulumi
 
-from components.docker.rolling import container_ca_checks
-from components.shared.certificates import ClusterCertificates
 from components.shared.credentials import StackCredentials
 from components.swarm.stack import SwarmStack, swarm_tasks
 from escluster.engines import parse_engine
 from escluster.plan import ClusterPlan
 from escluster.swarm import Swarm
 from targets import StackOutputs
-from targets.docker import url_host
+from targets.docker import container_certificates, url_host
 
 
 def deploy(plan: ClusterPlan, swarm: Swarm, credentials: StackCredentials) -> StackOutputs:
     tasks = swarm_tasks(plan, swarm)
-    certificates = ClusterCertificates(
-        f"{plan.cluster_name}-certs",
-        plan.cluster_name,
-        plan.nodes,
-        plan.cert_validity_hours,
-        ca=plan.lifecycle.ca,
-        checks=container_ca_checks(replace(tasks, es_urls=plan.running_urls), plan.lifecycle.ca.issuing),
-    )
+    certificates = container_certificates(plan, tasks)
     stack = SwarmStack(
         f"{plan.cluster_name}-swarm",
         plan,

@@ -276,9 +276,11 @@ def test_a_list_of_named_items_pairs_them_by_key() -> None:
 
 
 def test_a_reordered_keyed_list_is_a_change() -> None:
-    base = es_container()
-    change = one_change(base, es_container(uploads=list(reversed(base["inputs"]["uploads"]))))
-    assert [f.path for f in change.fields] == ["inputs.uploads (order of file)"]
+    """A pod's containers are an ordered list (a Kubernetes list, not a set): a new order is a change."""
+    containers = [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]
+    base = doc("kubernetes:apps/v1:Deployment", "d", {"spec": {"containers": containers}})
+    change = one_change(base, doc("kubernetes:apps/v1:Deployment", "d", {"spec": {"containers": containers[::-1]}}))
+    assert [f.path for f in change.fields] == ["inputs.spec.containers (order of name)"]
 
 
 def test_values_print_in_their_natural_type() -> None:
@@ -328,3 +330,31 @@ def test_a_secrets_data_change_follows_its_providers_settings(mutable: bool, imm
     diff = diff_stack("s", [provider, before], [provider, after])
     (change,) = diff.changes
     assert change.action == action
+
+
+def test_reordering_a_providers_set_is_no_change() -> None:
+    """terraform-provider-docker declares `upload` (container) and `placement.constraints` (service) as
+    TypeSet: the provider sees no change when only their order does."""
+    before = es_container()
+    after = copy.deepcopy(before)
+    after["inputs"]["uploads"].reverse()
+    assert diff_stack("s", [before], [after]).changes == []
+    service = es_service(taskSpec={"containerSpec": {"image": "es:9"}, "placement": {"constraints": ["a==1", "b==2"]}})
+    moved = copy.deepcopy(service)
+    moved["inputs"]["taskSpec"]["placement"]["constraints"].reverse()
+    assert diff_stack("s", [service], [moved]).changes == []
+    moved["inputs"]["taskSpec"]["placement"]["constraints"].append("c==3")
+    (change,) = diff_stack("s", [service], [moved]).changes
+    assert [(f.before, f.after) for f in change.fields] == [(MISSING, "c==3")]
+
+
+def test_a_secrets_type_change_replaces_it_even_on_a_mutable_provider() -> None:
+    """diff.go forceNewProperties keeps `.type` for Secrets whatever enableSecretMutable says."""
+    provider = doc("pulumi:providers:kubernetes", "mutable", {"enableSecretMutable": "true"})
+    before = doc("kubernetes:core/v1:Secret", "certs", {"metadata": {"name": "certs"}, "type": "Opaque"})
+    after = copy.deepcopy(before)
+    after["inputs"]["type"] = "kubernetes.io/tls"
+    for secret in (before, after):
+        secret["provider"] = f"{provider['urn']}::mutable-id"
+    (change,) = diff_stack("s", [provider, before], [provider, after]).changes
+    assert change.action == "replace"

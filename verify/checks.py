@@ -71,7 +71,9 @@ class Client:
                 f"not sending the elastic password over plain HTTP to {urlsplit(url).hostname}; give the URL through a "
                 "tunnel on this machine (kubectl port-forward, ssh -L), e.g. --kibana-url http://localhost:5601"
             )
-        request = urllib.request.Request(url, headers=self.headers)
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        # Not carried over to a redirect's URL, which the check above never saw (urllib copies headers).
+        request.add_unredirected_header("Authorization", self.headers["Authorization"])
         context = self.context if url.startswith("https:") else None
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS, context=context) as response:

@@ -17,7 +17,6 @@ of the run, so after the drain. A new cluster gets none of this: its nodes start
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -53,13 +52,6 @@ def task_stdin(admin_password: pulumi.Input[str], ca_cert_pem: pulumi.Input[str]
         pulumi.Output.all(admin_password, ca_cert_pem).apply(
             lambda values: admin_stdin(curl_config_user(ADMIN_USER, values[0]), values[1])
         )
-    )
-
-
-def spec_digest(*parts: pulumi.Input[str]) -> pulumi.Output[str]:
-    """A short digest of what a node runs: it changes when the node must restart."""
-    return pulumi.Output.all(*parts).apply(
-        lambda values: hashlib.sha256("\0".join(str(v) for v in values).encode()).hexdigest()[:16]
     )
 
 

@@ -21,8 +21,8 @@ import pulumi_command as command
 import pulumi_kubernetes as k8s
 
 from components import component_type
-from components.docker.rolling import spec_digest
 from components.shared.certificates import CaCheck, CaChecks
+from components.shared.digest import spec_digest
 from escluster.ca_checks import kubernetes_issuer_check_script, kubernetes_trust_check_script
 from escluster.changes import is_master, rollout_order
 from escluster.k8s_plan import CERTS_DIR, KubernetesPlan

@@ -16,10 +16,11 @@ import pulumi_docker as docker
 
 from components import component_type
 from components.docker.cluster_tasks import ClusterTasks
-from components.docker.rolling import RollingUpdates, spec_digest, task_stdin
+from components.docker.rolling import RollingUpdates, task_stdin
 from components.docker.setup_job import SetupJob
 from components.shared.certificates import ClusterCertificates
 from components.shared.credentials import StackCredentials
+from components.shared.digest import spec_digest
 from components.swarm.objects import config_file, node_label, secret_file
 from escluster.engines import parse_engine
 from escluster.plan import (

@@ -1,6 +1,6 @@
 """PodDisruptionBudgets (docs/rules.md "Kubernetes"): each budget's own shape is a resource policy, judged
 before the budget is created; that every Elasticsearch StatefulSet has one is a stack policy, judged once
-all resources are known (the end of a preview, and after every step of an update)."""
+all resources are known (once, at the end of a preview or an update)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """MetalLB (docs/rules.md "MetalLB"): what MetalLB refuses in one object is a resource policy, judged
 before the object is created; references between pools, advertisements and Services are a stack policy,
-judged once all resources are known (the end of a preview, and after every step of an update)."""
+judged once all resources are known (once, at the end of a preview or an update)."""
 
 from __future__ import annotations
 
