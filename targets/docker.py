@@ -126,25 +126,21 @@ def deploy(plan: ClusterPlan, credentials: StackCredentials) -> StackOutputs:
         )
         for node in plan.nodes
     }
-    rolling.start(spec_digest(*(specs[name] for name in rolling.order)))
-    by_name = {node.name: node for node in plan.nodes}
-    for name in rolling.order:
-        node = by_name[name]
 
-        def create(after: list[pulumi.Resource], node: NodePlan = node) -> ElasticsearchNode:
-            return ElasticsearchNode(
-                node,
-                image_id=engine_of(node.host).es_image.image_id,
-                network_name=engine_of(node.host).network.name,
-                certificate=certificates.node_certificates[node.name],
-                ca_cert_pem=certificates.ca_cert_pem,
-                file_realm_users=credentials.file_realm_users,
-                memory_lock=plan.memory_lock,
-                after=after,
-                opts=engine_of(node.host).options,
-            )
+    def create(node: NodePlan, after: list[pulumi.Resource]) -> ElasticsearchNode:
+        return ElasticsearchNode(
+            node,
+            image_id=engine_of(node.host).es_image.image_id,
+            network_name=engine_of(node.host).network.name,
+            certificate=certificates.node_certificates[node.name],
+            ca_cert_pem=certificates.ca_cert_pem,
+            file_realm_users=credentials.file_realm_users,
+            memory_lock=plan.memory_lock,
+            after=after,
+            opts=engine_of(node.host).options,
+        )
 
-        rolling.node(node, specs[name], create, restarted=lambda created: created.container.id)
+    rolling.create_nodes(specs, create, restarted=lambda created: created.container.id)
     # The setup step, Kibana and a new cluster's nodes start together: each retries until what it needs is there.
     setup = SetupJob(
         f"{plan.cluster_name}-setup",

@@ -17,7 +17,7 @@ of the run, so after the drain. A new cluster gets none of this: its nodes start
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import pulumi
@@ -26,6 +26,7 @@ import pulumi_command as command
 from components import component_type
 from components.docker.cluster_tasks import TASK_DIR, ClusterTasks
 from components.shared.certificates import CaChecks
+from components.shared.digest import spec_digest
 from escluster.ca_checks import issuer_check_script
 from escluster.changes import Lifecycle, is_master, rollout_order
 from escluster.plan import NodePlan
@@ -84,7 +85,8 @@ class RollingUpdates(pulumi.ComponentResource):
         super().__init__(component_type("RollingUpdates"), name, None, opts)
         self._prefix, self._tasks, self._stdin, self._lifecycle = name, tasks, admin_stdin, lifecycle
         self._preamble = container_preamble(tasks.es_urls, TASK_DIR) + LIBRARY
-        self.order = rollout_order({node.name: node.roles for node in nodes})
+        self._nodes = {node.name: node for node in nodes}
+        self._order = rollout_order({node.name: node.roles for node in nodes})
         self._es_version = version
         # Master-eligible nodes the cluster should have: one missing holds back every other master.
         kept = set(lifecycle.recorded_nodes)
@@ -118,28 +120,35 @@ class RollingUpdates(pulumi.ComponentResource):
         self._steps.append(task.stdout)
         return task
 
-    def start(self, all_specs: pulumi.Input[str]) -> None:
-        """Before the first node: the cluster's health, which every gate gets back to (run again when any
-        node's spec changes)."""
+    def create_nodes(
+        self,
+        specs: Mapping[str, pulumi.Output[str]],
+        create: Callable[[NodePlan, list[pulumi.Resource]], NodeResource],
+        restarted: Callable[[NodeResource], pulumi.Input[str]] = lambda _: "",
+    ) -> dict[str, NodeResource]:
+        """Every node, in Elastic's order, made by `create(node, dependencies)`: on a formed cluster after a
+        baseline of the cluster's health (run again when any node's spec changes), each between its prepare
+        and its gate. `specs`: each node's digest of what it runs; `restarted`: a value of a created node
+        that changes when it is replaced (a container's id)."""
         if self._lifecycle.formed:
+            all_specs = spec_digest(*(specs[name] for name in self._order))
             baseline = self._task(f"{self._prefix}-health-before", baseline_script(), {"ES_NODE_SPECS": all_specs})
             self._baseline = baseline.stdout.apply(lambda out: out.strip().splitlines()[-1] if out.strip() else "")
+        return {name: self._node(self._nodes[name], specs[name], create, restarted) for name in self._order}
 
-    def node(
+    def _node(
         self,
         node: NodePlan,
         spec: pulumi.Output[str],
-        create: Callable[[list[pulumi.Resource]], NodeResource],
-        restarted: Callable[[NodeResource], pulumi.Input[str]] = lambda _: "",
+        create: Callable[[NodePlan, list[pulumi.Resource]], NodeResource],
+        restarted: Callable[[NodeResource], pulumi.Input[str]],
     ) -> NodeResource:
-        """Create the node with `create(dependencies)`, between its prepare and its gate on a formed cluster.
-        `restarted`: a value of the created node that changes when it is replaced (a container's id)."""
         if not self._lifecycle.formed:
-            return create([])
+            return create(node, [])
         others = [m for m in self._masters if m != node.name] if is_master(node.roles) else []
         script = prepare_script(node.name, node.url, self._es_version, others)
         prepare = self._task(f"{node.name}-prepare", script, {"ES_NODE_SPEC": spec})
-        created = create([prepare])
+        created = create(node, [prepare])
         baseline = self._baseline if self._baseline is not None else pulumi.Output.from_input("")
         gate = baseline.apply(lambda line: gate_script(node.name, line, self._lifecycle.upgrade))
         self._last = created

@@ -140,16 +140,11 @@ class SwarmStack(pulumi.ComponentResource):
             )
             for node in plan.nodes
         }
-        rolling.start(spec_digest(*(specs[node_name] for node_name in rolling.order)))
-        by_name = {node.name: node for node in plan.nodes}
-        self.es_services = {}
-        for node_name in rolling.order:
-            node = by_name[node_name]
 
-            def create(after: list[pulumi.Resource], node: NodePlan = node) -> docker.Service:
-                return self._es_service(plan, node, certificates, [*labels.get(node.swarm_node or "", []), *after])
+        def create(node: NodePlan, after: list[pulumi.Resource]) -> docker.Service:
+            return self._es_service(plan, node, certificates, [*labels.get(node.swarm_node or "", []), *after])
 
-            self.es_services[node_name] = rolling.node(node, specs[node_name], create)
+        self.es_services = rolling.create_nodes(specs, create)
         # The setup step, Kibana and a new cluster's nodes start together: each retries until what it needs is there.
         self.setup = SetupJob(
             f"{cluster}-setup",
